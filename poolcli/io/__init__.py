@@ -1,0 +1,1 @@
+"""Readers and writers: images through Pillow, arrays through NumPy's .npy/.npz."""
