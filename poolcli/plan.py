@@ -1,0 +1,372 @@
+"""Options -> a validated, immutable pooling plan: per-axis windows and the output shape.
+
+Every check of a user's arguments and every piece of shape arithmetic lives here; the
+kernels, the CLI's `plan` command, the report and the Pipeline all read the same plan.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .errors import PoolError
+from .kernels import ALIASES, KINDS
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """How one pooled axis is cut into windows.
+
+    Window ``i`` reads input positions ``i*stride - before + j*dilation`` for ``j < kernel``;
+    positions outside ``[0, n)`` are padding. An adaptive axis (``output_size``) instead
+    has window ``i`` covering ``[floor(i*n/out), ceil((i+1)*n/out))`` and ``kernel`` is the
+    longest such window.
+    """
+
+    axis: int
+    n: int
+    kernel: int
+    stride: int
+    dilation: int
+    before: int
+    after: int
+    out: int
+    adaptive: bool = False
+    ceil_mode: bool = False
+
+    @property
+    def span(self) -> int:
+        """Input cells from a window's first cell to its last: ``dilation*(kernel-1)+1``."""
+        return self.dilation * (self.kernel - 1) + 1
+
+    @property
+    def regular(self) -> bool:
+        """True when every window is a strided slice of the input (not adaptive)."""
+        return not self.adaptive
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Adaptive windows: (starts, ends), each of length ``out``."""
+        i = np.arange(self.out, dtype=np.int64)
+        return (i * self.n) // self.out, -((-(i + 1) * self.n) // self.out)
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(index, valid), each (out, kernel): the input position of every window cell."""
+        if self.adaptive:
+            starts, ends = self.bounds()
+            idx = starts[:, None] + np.arange(self.kernel)[None, :]
+            return idx, idx < ends[:, None]
+        idx = (np.arange(self.out)[:, None] * self.stride - self.before
+               + np.arange(self.kernel)[None, :] * self.dilation)
+        return idx, (idx >= 0) & (idx < self.n)
+
+    def counts(self, include_pad: bool) -> np.ndarray:
+        """Cells per window that count in an average (int64, length ``out``)."""
+        if self.adaptive:
+            starts, ends = self.bounds()
+            return ends - starts
+        idx, valid = self.positions()
+        if include_pad:
+            # Padded cells count, but never cells beyond the padded input (ceil mode).
+            valid = (idx >= -self.before) & (idx < self.n + self.after)
+        return valid.sum(axis=1)
+
+    def covered(self) -> np.ndarray:
+        """Boolean mask over the input: cells that some window reads."""
+        idx, valid = self.positions()
+        mask = np.zeros(self.n, dtype=bool)
+        mask[idx[valid]] = True
+        return mask
+
+    def describe(self) -> str:
+        """One line of arithmetic, as `poolcli plan` prints it."""
+        if self.adaptive:
+            return f"axis {self.axis}: n={self.n} adaptive -> {self.out} (windows up to {self.kernel})"
+        return (f"axis {self.axis}: n={self.n} kernel={self.kernel} stride={self.stride} "
+                f"dilation={self.dilation} padding={self.before}+{self.after} -> {self.out}")
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """A validated pooling operation on arrays of one shape; equal options give equal plans."""
+
+    kind: str
+    in_shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    axis_plans: tuple[AxisPlan, ...]
+    out_shape: tuple[int, ...]
+    count_include_pad: bool = True
+    divisor_override: float | None = None
+    norm: float = 2.0
+    ignore_nan: bool = False
+    return_indices: bool = False
+
+    @property
+    def window_size(self) -> int:
+        """Cells in the largest window (the product of the per-axis kernels)."""
+        return math.prod(ap.kernel for ap in self.axis_plans)
+
+    def notes(self) -> list[str]:
+        """What users otherwise discover late: input cells no window reads, dropped windows."""
+        m = len(self.axis_plans)
+        names = ("row", "column") if m == 2 else ("cell",) * m
+        out = []
+        for name, ap in zip(names, self.axis_plans, strict=True):
+            if ap.adaptive:
+                continue
+            covered = ap.covered()
+            tail = ap.n - 1 - int(np.flatnonzero(covered)[-1])
+            gaps = int((~covered).sum()) - tail
+            if tail:
+                noun, verb = (name, "is") if tail == 1 else (name + "s", "are")
+                msg = f"axis {ap.axis}: the last {tail} {noun} {verb} never pooled"
+                if not ap.ceil_mode and _length(ap.n, ap.kernel, ap.stride, ap.dilation,
+                                                ap.before, ap.after, True) > ap.out:
+                    msg += "; --ceil-mode keeps " + ("it" if tail == 1 else "them")
+                out.append(msg)
+            if gaps:
+                out.append(f"axis {ap.axis}: {gaps} {name}s inside the input are never pooled "
+                           f"(stride {ap.stride} > window span {ap.span})")
+            if ap.ceil_mode:
+                raw = -(-(ap.n + ap.before + ap.after - ap.span) // ap.stride) + 1
+                if raw > ap.out:
+                    out.append(f"axis {ap.axis}: ceil mode drops the last window because it "
+                               "would start in the padding (the PyTorch/ONNX rule)")
+        return out
+
+
+def _length(n: int, k: int, s: int, d: int, before: int, after: int, ceil_mode: bool) -> int:
+    span = d * (k - 1) + 1
+    room = n + before + after - span
+    out = (-(-room // s) if ceil_mode else room // s) + 1
+    if ceil_mode and (out - 1) * s >= n + before:
+        out -= 1  # PyTorch: the last window may not start in the right padding
+    return out
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _per_axis(name: str, value: object, m: int, axes: tuple[int, ...]) -> tuple[int, ...]:
+    if _is_int(value):
+        return (int(value),) * m
+    if isinstance(value, (tuple, list)):
+        if not all(_is_int(v) for v in value):
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+        if len(value) != m:
+            raise PoolError(f"{name} {tuple(value)} has {len(value)} values but {m} axes "
+                            f"{axes} are pooled; give one value per axis or a single int")
+        return tuple(int(v) for v in value)
+    raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+
+
+def _hashable(v: object) -> object:
+    if isinstance(v, (list, tuple)):
+        return tuple(_hashable(e) for e in v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def make_plan(shape: tuple[int, ...], kind: str = "max", kernel: object = 2,
+              stride: object = None, padding: object = 0, dilation: object = 1,
+              ceil_mode: bool = False, count_include_pad: bool | None = None,
+              divisor_override: float | None = None, norm: float = 2.0,
+              axes: object = None, output_size: object = None, ignore_nan: bool = False,
+              return_indices: bool = False) -> PoolPlan:
+    """Validate pooling options for an array of ``shape`` and return the plan (cached)."""
+    args = [_hashable(v) for v in (shape, kind, kernel, stride, padding, dilation, ceil_mode,
+                                   count_include_pad, divisor_override, norm, axes,
+                                   output_size, ignore_nan, return_indices)]
+    try:
+        hash(tuple(args))
+    except TypeError:
+        raise TypeError("pooling options must be ints, strings, floats or tuples of them") from None
+    return _make_plan(*args)
+
+
+@lru_cache(maxsize=512)
+def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+               divisor_override, norm, axes, output_size, ignore_nan, return_indices) -> PoolPlan:
+    if not isinstance(kind, str):
+        raise TypeError(f"kind must be a string, got {kind!r}")
+    name = ALIASES.get(kind.lower(), kind.lower())
+    if name not in KINDS:
+        raise PoolError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)} (or mean)")
+    spec = KINDS[name]
+    ndim = len(shape)
+    if ndim == 0:
+        raise PoolError("cannot pool a 0-d array (a scalar); give an array with at least 1 axis")
+
+    # Which axes are pooled.
+    if axes is None:
+        if isinstance(kernel, tuple) and output_size is None:
+            m = len(kernel)
+        elif isinstance(output_size, tuple):
+            m = len(output_size)
+        else:
+            m = min(ndim, 2)
+        if m > ndim:
+            raise PoolError(f"kernel {kernel} pools {m} axes but the array has only {ndim} "
+                            f"(shape {shape})")
+        axes = tuple(range(ndim - m, ndim))
+    else:
+        raw = (axes,) if _is_int(axes) else axes
+        if not isinstance(raw, tuple) or not all(_is_int(a) for a in raw):
+            raise TypeError(f"axes must be an int or a tuple of ints, got {axes!r}")
+        if not raw:
+            raise PoolError("axes is empty; name at least one axis to pool")
+        for a in raw:
+            if not -ndim <= a < ndim:
+                raise PoolError(f"axes {raw}: axis {a} is out of range for an array with "
+                                f"{ndim} axes (shape {shape}); use -{ndim}..{ndim - 1}")
+        norm_axes = tuple(a % ndim for a in raw)
+        if len(set(norm_axes)) != len(norm_axes):
+            raise PoolError(f"axes {raw} names an axis twice; give each axis once")
+        axes = tuple(sorted(norm_axes))
+        if norm_axes != axes:
+            # Per-axis options follow the order the user gave; re-order them with the axes.
+            order = sorted(range(len(norm_axes)), key=norm_axes.__getitem__)
+            kernel, stride, dilation, output_size = (
+                tuple(v[i] for i in order) if isinstance(v, tuple) and len(v) == len(order)
+                else v for v in (kernel, stride, dilation, output_size))
+            if isinstance(padding, tuple) and len(padding) == len(order):
+                padding = tuple(padding[i] for i in order)
+    m = len(axes)
+    for a in axes:
+        if shape[a] == 0:
+            raise PoolError(f"axis {a} is empty (shape {shape}); there is nothing to pool")
+    for a, n in enumerate(shape):
+        if n == 0:
+            raise PoolError(f"axis {a} is empty (shape {shape}); there is nothing to pool")
+
+    if not (isinstance(norm, numbers.Real) and not isinstance(norm, bool)):
+        raise TypeError(f"norm must be a number, got {norm!r}")
+    if not norm > 0:
+        raise PoolError(f"norm {norm} must be > 0 (2 is the L2 norm, inf the max of |x|)")
+    if return_indices and not spec.supports_indices:
+        allowed = ", ".join(k for k, s in KINDS.items() if s.supports_indices)
+        raise PoolError(f"return_indices is not available for kind {name!r}; only for {allowed}")
+    if divisor_override is not None:
+        if name != "avg":
+            raise PoolError(f"divisor_override applies to avg only, not to kind {name!r}")
+        if not isinstance(divisor_override, numbers.Real) or isinstance(divisor_override, bool):
+            raise TypeError(f"divisor_override must be a number, got {divisor_override!r}")
+        if divisor_override <= 0:
+            raise PoolError(f"divisor_override {divisor_override} must be > 0")
+
+    if output_size is not None:
+        plans = _adaptive_axes(shape, axes, output_size)
+        include = True
+    else:
+        plans, include = _window_axes(shape, axes, m, kernel, stride, padding, dilation,
+                                      bool(ceil_mode), count_include_pad)
+    out_shape = list(shape)
+    for ap in plans:
+        out_shape[ap.axis] = ap.out
+    return PoolPlan(kind=name, in_shape=tuple(shape), axes=axes, axis_plans=tuple(plans),
+                    out_shape=tuple(out_shape), count_include_pad=include,
+                    divisor_override=None if divisor_override is None else divisor_override,
+                    norm=float(norm), ignore_nan=bool(ignore_nan),
+                    return_indices=bool(return_indices))
+
+
+def _adaptive_axes(shape, axes, output_size) -> list[AxisPlan]:
+    m = len(axes)
+    if _is_int(output_size):
+        sizes = (output_size,) * m
+    elif isinstance(output_size, tuple) and all(v is None or _is_int(v) for v in output_size):
+        if len(output_size) != m:
+            raise PoolError(f"output_size {output_size} has {len(output_size)} values but "
+                            f"{m} axes {axes} are pooled")
+        sizes = output_size
+    else:
+        raise TypeError(f"output_size must be an int or a tuple of ints, got {output_size!r}")
+    plans = []
+    for a, size in zip(axes, sizes, strict=True):
+        n = shape[a]
+        out = n if size is None else size
+        if out < 1:
+            raise PoolError(f"output_size {out} on axis {a} must be >= 1")
+        if n % out == 0:
+            # Equal windows: the fast strided path gives the same cells.
+            k = n // out
+            plans.append(AxisPlan(a, n, k, k, 1, 0, 0, out))
+        else:
+            i = np.arange(out, dtype=np.int64)
+            longest = int((-(-(i + 1) * n // out) - (i * n) // out).max())
+            plans.append(AxisPlan(a, n, longest, 0, 1, 0, 0, out, adaptive=True))
+    return plans
+
+
+def _window_axes(shape, axes, m, kernel, stride, padding, dilation, ceil_mode,
+                 count_include_pad) -> tuple[list[AxisPlan], bool]:
+    ks = _per_axis("kernel", kernel, m, axes)
+    ss = ks if stride is None else _per_axis("stride", stride, m, axes)
+    ds = _per_axis("dilation", dilation, m, axes)
+    for name, vals in (("kernel", ks), ("stride", ss), ("dilation", ds)):
+        for a, v in zip(axes, vals, strict=True):
+            if v < 1:
+                raise PoolError(f"{name} {v} on axis {a} must be >= 1")
+    same = False
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            pads = ((0, 0),) * m
+        elif mode == "same":
+            same = True
+            pads = []
+            for a, k, s, d in zip(axes, ks, ss, ds, strict=True):
+                n, span = shape[a], d * (k - 1) + 1
+                out = -(-n // s)
+                total = max((out - 1) * s + span - n, 0)
+                pads.append((total // 2, total - total // 2))
+            pads = tuple(pads)
+        else:
+            raise PoolError(f"padding {padding!r} is not understood; use an int, a tuple, "
+                            "(before, after) pairs, 'valid' or 'same'")
+    elif _is_int(padding):
+        pads = ((int(padding), int(padding)),) * m
+    elif isinstance(padding, tuple):
+        if len(padding) != m:
+            raise PoolError(f"padding {padding} has {len(padding)} values but {m} axes "
+                            f"{axes} are pooled; give one value or (before, after) pair per axis")
+        pads = []
+        for p in padding:
+            if _is_int(p):
+                pads.append((int(p), int(p)))
+            elif isinstance(p, tuple) and len(p) == 2 and all(_is_int(v) for v in p):
+                pads.append((int(p[0]), int(p[1])))
+            else:
+                raise TypeError(f"padding entry {p!r} must be an int or a (before, after) pair")
+        pads = tuple(pads)
+    else:
+        raise TypeError(f"padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+    for a, (b, e) in zip(axes, pads, strict=True):
+        if b < 0 or e < 0:
+            raise PoolError(f"padding ({b}, {e}) on axis {a} is negative; use padding >= 0")
+
+    plans = []
+    for a, k, s, d, (b, e) in zip(axes, ks, ss, ds, pads, strict=True):
+        n, span = shape[a], d * (k - 1) + 1
+        if span > n + b + e:
+            what = f"kernel {k}" if d == 1 else f"window span {span} (kernel {k}, dilation {d})"
+            raise PoolError(f"{what} on axis {a} is longer than the padded input "
+                            f"({n} + {b} + {e}); use a kernel <= {n + b + e} or pad more")
+        out = -(-n // s) if same else _length(n, k, s, d, b, e, ceil_mode)
+        ap = AxisPlan(a, n, k, s, d, b, e, out, ceil_mode=ceil_mode and not same)
+        idx, valid = ap.positions()
+        empty = np.flatnonzero(~valid.any(axis=1))
+        if empty.size:
+            raise PoolError(f"padding ({b}, {e}) on axis {a} leaves window {int(empty[0])} "
+                            f"with no input cell (n={n}, kernel {k}, stride {s}, dilation {d}); "
+                            f"use padding <= {(span - 1) // 2} or a larger kernel")
+        plans.append(ap)
+    include = (not same) if count_include_pad is None else bool(count_include_pad)
+    return plans, include
