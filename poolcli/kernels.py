@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -361,3 +362,47 @@ def select(kind: Kind, stack: np.ndarray, valid: np.ndarray | None,
             any_nan = nan.any(axis=-1) if valid is None else (nan & valid).any(axis=-1)
             res = np.where(any_nan, np.nan, res)
     return res.astype(dt, copy=False)
+
+
+# --- median by a selection network -------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def selection_network(k: int, rank: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """Comparators (i, j, need_min, need_max) that put the rank-th smallest of k wires on
+    wire ``rank``: Batcher's odd-even merge sort, cut to k wires and pruned backwards.
+
+    Wires past k would hold +inf; a comparator touching one is a no-op, so it is dropped.
+    """
+    n = 1 << max(0, (k - 1).bit_length())
+    net = []
+    p = 1
+    while p < n:
+        q = p
+        while q >= 1:
+            for j in range(q % p, n - q, 2 * q):
+                for i in range(min(q, n - j - q)):
+                    a, b = i + j, i + j + q
+                    if a // (2 * p) == b // (2 * p) and b < k:
+                        net.append((a, b))
+            q //= 2
+        p *= 2
+    live = {rank}
+    kept = []
+    for a, b in reversed(net):
+        need_min, need_max = a in live, b in live
+        if need_min or need_max:
+            kept.append((a, b, need_min, need_max))
+            live |= {a, b}
+    return tuple(reversed(kept))
+
+
+def network_select(wires: list[np.ndarray], rank: int) -> np.ndarray:
+    """The rank-th smallest of the arrays ``wires``, cell by cell (no NaN allowed)."""
+    w = list(wires)
+    for a, b, need_min, need_max in selection_network(len(w), rank):
+        lo = np.minimum(w[a], w[b]) if need_min else None
+        if need_max:
+            w[b] = np.maximum(w[a], w[b])
+        w[a] = lo
+    return w[rank]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from .plan import AxisPlan, PoolPlan, make_plan
 
 # Input bytes one tile reads: small enough that a tile's partial results stay in the
 # L2 cache between the per-axis passes, large enough that NumPy's per-call cost vanishes.
-TILE_BYTES = 256 * 1024
+TILE_BYTES = 2 * 1024 * 1024
 
 
 def pool(x: Any, kind: str = "max", kernel: int | tuple[int, ...] = 2,
@@ -130,9 +131,13 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
 
     tiles = _tiles(plan, kind, xr, shape_r, nthreads)
     if nthreads > 1 and len(tiles) > 1:
-        with ThreadPoolExecutor(min(nthreads, len(tiles))) as ex:
-            for _ in ex.map(work, tiles):
-                pass
+        # One task per thread, each taking every n-th tile: a future per tile costs more
+        # than a small tile's work, and interleaving balances ragged last tiles.
+        n = min(nthreads, len(tiles))
+        with ThreadPoolExecutor(n) as ex:
+            done = [ex.submit(_run_all, work, tiles[i::n]) for i in range(n)]
+            for f in done:
+                f.result()
     else:
         for t in tiles:
             work(t)
@@ -140,6 +145,11 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     if idx is not None:
         return result, idx.reshape(plan.out_shape)
     return result
+
+
+def _run_all(work, tiles) -> None:
+    for t in tiles:
+        work(t)
 
 
 # --- tiles -------------------------------------------------------------------------------
@@ -203,11 +213,14 @@ def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, t
         if nans.any():
             nan_count = _reduce_all(nans, plan, axes_r, o0, o1, r0, np.add, 0,
                                     np.dtype(np.int32))
-    finishing = kind.divides or kind.power is not None or nan_count is not None
+    finishing = kind.power is not None or nan_count is not None
     direct = not finishing and acc_dt == natural == res.dtype
     acc = _reduce_all(K.prepare(kind, src, plan), plan, axes_r, o0, o1, r0, ufunc, ident,
                       acc_dt, out=dest if direct else None)
     if direct:
+        if kind.divides:  # avg of floats: divide in place, in the output itself
+            np.divide(dest, _divisor(plan, axes_r, o0, o1, acc.ndim,
+                                     include=plan.count_include_pad), out=dest)
         return
     val = acc
     if kind.divides:
@@ -297,8 +310,40 @@ def _arg_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, idx, tile) -> None:
 def _select_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, tile) -> None:
     b0, b1, o0, o1 = tile
     r0, r1 = _rows(plan.axis_plans[0], o0, o1)
+    src = xr[b0:b1, r0:r1]
     steps = list(_steps(plan, axes_r, o0, o1, r0))
-    stack, valid = K.window_stack(xr[b0:b1, r0:r1], axes_r, plan.axis_plans,
+    views = _full_window_views(plan, src, steps) if kind.name == "median" else None
+    if views is not None and not (src.dtype.kind == "f" and np.isnan(src).any()):
+        # Every window is whole and NaN-free: select the median from the window's strided
+        # views with a comparator network, without gathering a window stack.
+        store(res[b0:b1, o0:o1], K.network_select(views, (len(views) - 1) // 2))
+        return
+    stack, valid = K.window_stack(src, axes_r, plan.axis_plans,
                                   tuple((lo, hi) for _, _, lo, hi, _, _ in steps),
                                   tuple(s[4] for s in steps))
     store(res[b0:b1, o0:o1], K.select(kind, stack, valid, plan.ignore_nan))
+
+
+# Past this many cells a sort of the window stack beats the network's passes.
+NETWORK_MAX_CELLS = 25
+
+
+def _full_window_views(plan: PoolPlan, src: np.ndarray, steps) -> list[np.ndarray] | None:
+    """One strided view per window cell, if every window of the tile lies inside the input."""
+    if plan.window_size > NETWORK_MAX_CELLS:
+        return None
+    per_axis = []
+    for a, ap, lo, hi, shift, _ in steps:
+        if ap.adaptive:
+            return None
+        offs = list(K.offsets(ap, lo, hi, shift, src.shape[a]))
+        if len(offs) != ap.kernel or any(d.start != 0 or d.stop != hi - lo for d, *_ in offs):
+            return None
+        per_axis.append([(a, sel) for _, sel, _, _ in offs])
+    views = []
+    for combo in itertools.product(*per_axis):
+        key = [slice(None)] * src.ndim
+        for a, sel in combo:
+            key[a] = sel
+        views.append(src[tuple(key)])
+    return views
