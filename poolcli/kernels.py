@@ -47,11 +47,12 @@ def _sum_acc(dt: np.dtype, window: int) -> np.dtype:
         return _compute_float(dt)
     if dt == np.uint64:
         return dt
-    # Small integers summed over small windows cannot overflow int32, and int32 halves
-    # the memory traffic of int64; the result is widened at the end.
-    bits = 1 if dt.kind == "b" else dt.itemsize * 8
-    if bits <= 16 and window < 2 ** (31 - bits):
-        return np.dtype(np.int32)
+    # Small integers summed over small windows cannot overflow a narrow accumulator, and
+    # a narrow one moves less memory; the result is widened at the end.
+    top = 1 if dt.kind == "b" else max(abs(int(np.iinfo(dt).min)), int(np.iinfo(dt).max))
+    for acc in (np.int16, np.int32):
+        if window * top <= np.iinfo(acc).max:
+            return np.dtype(acc)
     return np.dtype(np.int64)
 
 

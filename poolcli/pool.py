@@ -109,25 +109,21 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     nthreads = resolve_threads(threads)
     kind = K.KINDS[plan.kind]
     final = result_dtype(plan, x.dtype, dtype)
-    p0 = plan.axes[0]
-    # Batch axes in front of the first pooled axis merge into one, so a tile can hold
-    # many small images at once.
-    nb = math.prod(x.shape[:p0])
-    xr = x.reshape((nb, *x.shape[p0:]))
-    axes_r = tuple(a - p0 + 1 for a in plan.axes)
-    shape_r = (nb, *plan.out_shape[p0:])
-    res = np.empty(shape_r, final) if out is None else out.reshape(shape_r)
+    res = np.empty(plan.out_shape, final) if out is None else out
+    xr, res_r = _working_views(plan, x, res)
+    axes_r = tuple(a - plan.axes[0] + 1 for a in plan.axes)
+    shape_r = res_r.shape
     idx = np.empty(shape_r, np.int64) if plan.return_indices else None
 
     if plan.return_indices:
         def work(tile):
-            _arg_tile(kind, plan, xr, axes_r, res, idx, tile)
+            _arg_tile(kind, plan, xr, axes_r, res_r, idx, tile)
     elif kind.separable:
         def work(tile):
-            _separable_tile(kind, plan, xr, axes_r, res, tile)
+            _separable_tile(kind, plan, xr, axes_r, res_r, tile)
     else:
         def work(tile):
-            _select_tile(kind, plan, xr, axes_r, res, tile)
+            _select_tile(kind, plan, xr, axes_r, res_r, tile)
 
     tiles = _tiles(plan, kind, xr, shape_r, nthreads)
     if nthreads > 1 and len(tiles) > 1:
@@ -141,10 +137,49 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     else:
         for t in tiles:
             work(t)
-    result = res.reshape(plan.out_shape)
     if idx is not None:
-        return result, idx.reshape(plan.out_shape)
-    return result
+        return res, _unpermute(plan, idx)
+    return res
+
+
+def _working_views(plan: PoolPlan, x: np.ndarray, res: np.ndarray):
+    """(input, output) as (batch, first pooled axis, ..., last pooled axis) arrays.
+
+    Batch axes in front of the pooled ones merge into one, so a tile can hold many small
+    images at once. A few trailing batch axes (an image's channels) move to the front as
+    well, as views: NumPy's inner loops then run along a pooled axis instead of over 3
+    channels at a time, which was 3x slower.
+    """
+    p0, last = plan.axes[0], plan.axes[-1]
+    trailing = tuple(range(last + 1, x.ndim))
+    region = tuple(range(p0, last + 1))
+    if trailing and math.prod(x.shape[a] for a in trailing) <= 16:
+        perm = (*range(p0), *trailing, *region)
+        xt, rt = x.transpose(perm), res.transpose(perm)
+        nb = math.prod(xt.shape[: p0 + len(trailing)])
+        try:
+            return (_as_view(xt, (nb, *x.shape[p0:last + 1])),
+                    _as_view(rt, (nb, *plan.out_shape[p0:last + 1])))
+        except AttributeError:
+            pass  # the batch axes cannot merge without a copy: keep the natural layout
+    nb = math.prod(x.shape[:p0])
+    return (x.reshape((nb, *x.shape[p0:])),
+            _as_view(res, (nb, *plan.out_shape[p0:])))
+
+
+def _as_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Reshape without copying (AttributeError if the strides do not allow it)."""
+    v = a.view()
+    v.shape = shape
+    return v
+
+
+def _unpermute(plan: PoolPlan, idx_r: np.ndarray) -> np.ndarray:
+    """Indices were written in the working layout; give them the output's layout."""
+    out = np.empty(plan.out_shape, np.int64)
+    _, out_r = _working_views(plan, out, out)
+    out_r[...] = idx_r
+    return out
 
 
 def _run_all(work, tiles) -> None:
@@ -176,8 +211,9 @@ def _tiles(plan: PoolPlan, kind: K.Kind, xr: np.ndarray, shape_r: tuple,
     per_b_tiles = -(-ap0.out // rows)
     if nb * per_b_tiles < want:
         rows = max(1, -(-ap0.out * nb // want))
+    # Rows outer, batch inner: channels moved to the batch axis read the same cache lines.
     return [(b, b + 1, o, min(o + rows, ap0.out))
-            for b in range(nb) for o in range(0, ap0.out, rows)]
+            for o in range(0, ap0.out, rows) for b in range(nb)]
 
 
 def _rows(ap: AxisPlan, o0: int, o1: int) -> tuple[int, int]:
@@ -223,6 +259,19 @@ def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, t
                                      include=plan.count_include_pad), out=dest)
         return
     val = acc
+    if (kind.divides and kind.power is None and dest.dtype.kind in "iu"
+            and xr.dtype.kind in "biu" and plan.divisor_override is None
+            and plan.window_size * _max_abs(xr.dtype) < 2**23):
+        # Integer in, integer out: float32 division then rint is exact below 2**23
+        # (a tie a/b = m + 1/2 is exact, and other quotients are >= 1/(2b) from one).
+        val = np.divide(acc, _divisor(plan, axes_r, o0, o1, acc.ndim,
+                                      include=plan.count_include_pad), dtype=np.float32)
+        np.rint(val, out=val)
+        if dest.dtype != xr.dtype:  # the mean stays within the input dtype's range
+            info = np.iinfo(dest.dtype)
+            np.clip(val, info.min, info.max, out=val)
+        np.copyto(dest, val, casting="unsafe")
+        return
     if kind.divides:
         div = _divisor(plan, axes_r, o0, o1, acc.ndim, include=plan.count_include_pad)
         if nan_count is not None and plan.divisor_override is None:
@@ -241,6 +290,13 @@ def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, t
         real = _divisor(plan, axes_r, o0, o1, acc.ndim, include=False, override=False)
         val = np.where(real - nan_count == 0, np.nan, val)
     store(dest, np.asarray(val).astype(natural, copy=False))
+
+
+def _max_abs(dt: np.dtype) -> int:
+    if dt.kind == "b":
+        return 1
+    info = np.iinfo(dt)
+    return max(abs(int(info.min)), int(info.max))
 
 
 def _reduce_all(src, plan, axes_r, o0, o1, r0, ufunc, ident, dt, out=None):
