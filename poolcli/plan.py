@@ -84,7 +84,8 @@ class AxisPlan:
     def describe(self) -> str:
         """One line of arithmetic, as `poolcli plan` prints it."""
         if self.adaptive:
-            return f"axis {self.axis}: n={self.n} adaptive -> {self.out} (windows up to {self.kernel})"
+            return (f"axis {self.axis}: n={self.n} adaptive -> {self.out} "
+                    f"(windows up to {self.kernel})")
         return (f"axis {self.axis}: n={self.n} kernel={self.kernel} stride={self.stride} "
                 f"dilation={self.dilation} padding={self.before}+{self.after} -> {self.out}")
 
@@ -361,7 +362,7 @@ def _window_axes(shape, axes, m, kernel, stride, padding, dilation, ceil_mode,
                             f"({n} + {b} + {e}); use a kernel <= {n + b + e} or pad more")
         out = -(-n // s) if same else _length(n, k, s, d, b, e, ceil_mode)
         ap = AxisPlan(a, n, k, s, d, b, e, out, ceil_mode=ceil_mode and not same)
-        idx, valid = ap.positions()
+        _, valid = ap.positions()
         empty = np.flatnonzero(~valid.any(axis=1))
         if empty.size:
             raise PoolError(f"padding ({b}, {e}) on axis {a} leaves window {int(empty[0])} "
