@@ -104,12 +104,23 @@ def result_dtype(plan: PoolPlan, in_dtype: np.dtype, dtype: Any = None) -> np.dt
 
 
 def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | None = None,
-            out: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Run a plan on an array of the plan's shape (``out``: where to write the result)."""
+            out: np.ndarray | None = None, rows: tuple[int, int, int] | None = None,
+            ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Run a plan on an array of the plan's shape (``out``: where to write the result).
+
+    ``rows=(o0, o1, r0)`` computes only output rows o0..o1 of the first pooled axis from
+    an ``x`` that holds input rows r0.. of it (all those windows read); the out-of-core
+    path feeds chunks this way, and every cell comes out as in a whole-array run.
+    """
     nthreads = resolve_threads(threads)
     kind = K.KINDS[plan.kind]
     final = result_dtype(plan, x.dtype, dtype)
-    res = np.empty(plan.out_shape, final) if out is None else out
+    lo, hi, r_off = (0, plan.axis_plans[0].out, 0) if rows is None else rows
+    if out is None:
+        shape = list(plan.out_shape)
+        shape[plan.axes[0]] = hi - lo
+        out = np.empty(shape, final)
+    res = out
     xr, res_r = _working_views(plan, x, res)
     axes_r = tuple(a - plan.axes[0] + 1 for a in plan.axes)
     shape_r = res_r.shape
@@ -117,15 +128,15 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
 
     if plan.return_indices:
         def work(tile):
-            _arg_tile(kind, plan, xr, axes_r, res_r, idx, tile)
+            _arg_tile(kind, plan, xr, axes_r, res_r, idx, tile, (r_off, lo))
     elif kind.separable:
         def work(tile):
-            _separable_tile(kind, plan, xr, axes_r, res_r, tile)
+            _separable_tile(kind, plan, xr, axes_r, res_r, tile, (r_off, lo))
     else:
         def work(tile):
-            _select_tile(kind, plan, xr, axes_r, res_r, tile)
+            _select_tile(kind, plan, xr, axes_r, res_r, tile, (r_off, lo))
 
-    tiles = _tiles(plan, kind, xr, shape_r, nthreads)
+    tiles = _tiles(plan, kind, xr, shape_r, nthreads, lo, hi)
     if nthreads > 1 and len(tiles) > 1:
         # One task per thread, each taking every n-th tile: a future per tile costs more
         # than a small tile's work, and interleaving balances ragged last tiles.
@@ -138,7 +149,7 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
         for t in tiles:
             work(t)
     if idx is not None:
-        return res, _unpermute(plan, idx)
+        return res, _unpermute(plan, idx, res.shape)
     return res
 
 
@@ -159,12 +170,12 @@ def _working_views(plan: PoolPlan, x: np.ndarray, res: np.ndarray):
         nb = math.prod(xt.shape[: p0 + len(trailing)])
         try:
             return (_as_view(xt, (nb, *x.shape[p0:last + 1])),
-                    _as_view(rt, (nb, *plan.out_shape[p0:last + 1])))
+                    _as_view(rt, (nb, *res.shape[p0:last + 1])))
         except AttributeError:
             pass  # the batch axes cannot merge without a copy: keep the natural layout
     nb = math.prod(x.shape[:p0])
     return (x.reshape((nb, *x.shape[p0:])),
-            _as_view(res, (nb, *plan.out_shape[p0:])))
+            _as_view(res, (nb, *res.shape[p0:])))
 
 
 def _as_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -174,9 +185,9 @@ def _as_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return v
 
 
-def _unpermute(plan: PoolPlan, idx_r: np.ndarray) -> np.ndarray:
+def _unpermute(plan: PoolPlan, idx_r: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Indices were written in the working layout; give them the output's layout."""
-    out = np.empty(plan.out_shape, np.int64)
+    out = np.empty(shape, np.int64)
     _, out_r = _working_views(plan, out, out)
     out_r[...] = idx_r
     return out
@@ -191,8 +202,8 @@ def _run_all(work, tiles) -> None:
 
 
 def _tiles(plan: PoolPlan, kind: K.Kind, xr: np.ndarray, shape_r: tuple,
-           nthreads: int) -> list[tuple[int, int, int, int]]:
-    """(b0, b1, o0, o1) blocks: batch range and output-row range along the first pooled axis."""
+           nthreads: int, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
+    """(b0, b1, o0, o1) blocks: batch range and output rows lo..hi of the first pooled axis."""
     nb = xr.shape[0]
     ap0 = plan.axis_plans[0]
     itemsize = max(xr.itemsize, 4)
@@ -202,18 +213,16 @@ def _tiles(plan: PoolPlan, kind: K.Kind, xr: np.ndarray, shape_r: tuple,
     if not kind.separable and not plan.return_indices:
         # Median/mode gather every window's cells: the stack is what must fit.
         per_row_in = max(per_row_in, per_row_out * plan.window_size * 2)
-    per_b = per_row_in * ap0.out
+    per_b = per_row_in * (hi - lo)
     want = 4 * nthreads if nthreads > 1 else 1
     if nb > 1 and per_b <= TILE_BYTES:
         step = max(1, min(int(TILE_BYTES // max(per_b, 1)), -(-nb // want)))
-        return [(b, min(b + step, nb), 0, ap0.out) for b in range(0, nb, step)]
+        return [(b, min(b + step, nb), lo, hi) for b in range(0, nb, step)]
     rows = max(1, int(TILE_BYTES // max(per_row_in, 1)))
-    per_b_tiles = -(-ap0.out // rows)
-    if nb * per_b_tiles < want:
-        rows = max(1, -(-ap0.out * nb // want))
+    if nb * -(-(hi - lo) // rows) < want:
+        rows = max(1, -(-(hi - lo) * nb // want))
     # Rows outer, batch inner: channels moved to the batch axis read the same cache lines.
-    return [(b, b + 1, o, min(o + rows, ap0.out))
-            for o in range(0, ap0.out, rows) for b in range(nb)]
+    return [(b, b + 1, o, min(o + rows, hi)) for o in range(lo, hi, rows) for b in range(nb)]
 
 
 def _rows(ap: AxisPlan, o0: int, o1: int) -> tuple[int, int]:
@@ -234,11 +243,11 @@ def _steps(plan: PoolPlan, axes_r: tuple[int, ...], o0: int, o1: int, r0: int):
         yield a, ap, 0, ap.out, -ap.before, 0
 
 
-def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, tile) -> None:
+def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, tile, off=(0, 0)) -> None:
     b0, b1, o0, o1 = tile
     r0, r1 = _rows(plan.axis_plans[0], o0, o1)
-    src = xr[b0:b1, r0:r1]
-    dest = res[b0:b1, o0:o1]
+    src = xr[b0:b1, r0 - off[0]:r1 - off[0]]
+    dest = res[b0:b1, o0 - off[1]:o1 - off[1]]
     acc_dt = K.acc_dtype(kind, xr.dtype, plan)
     natural = kind.out_dtype(xr.dtype)
     ufunc = K.combiner(kind, plan)
@@ -277,7 +286,8 @@ def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, t
         if nan_count is not None and plan.divisor_override is None:
             div = div - nan_count
         fdt = K._compute_float(xr.dtype) if xr.dtype.kind == "f" else np.dtype(np.float64)
-        val = np.divide(acc, div, dtype=fdt)
+        with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN windows: 0/0
+            val = np.divide(acc, div, dtype=fdt)
         if kind.power == "square":
             np.sqrt(val, out=val)
     elif kind.power == "norm":
@@ -347,10 +357,10 @@ def store(dest: np.ndarray, val: np.ndarray) -> None:
         np.copyto(dest, val, casting="unsafe")
 
 
-def _arg_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, idx, tile) -> None:
+def _arg_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, idx, tile, off=(0, 0)) -> None:
     b0, b1, o0, o1 = tile
     r0, r1 = _rows(plan.axis_plans[0], o0, o1)
-    vals, ids = xr[b0:b1, r0:r1], None
+    vals, ids = xr[b0:b1, r0 - off[0]:r1 - off[0]], None
     better = K.better_fn(kind, xr.dtype, plan.ignore_nan)
     steps = list(_steps(plan, axes_r, o0, o1, r0))
     ns = [ap.n for ap in plan.axis_plans]
@@ -359,25 +369,26 @@ def _arg_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, idx, tile) -> None:
         a, ap, lo, hi, shift, base = steps[k]
         vals, ids = K.arg_reduce_axis(vals, ids, a, ap, lo, hi, shift, base,
                                       math.prod(ns[k + 1:]), better)
-    store(res[b0:b1, o0:o1], vals)
-    idx[b0:b1, o0:o1] = ids
+    store(res[b0:b1, o0 - off[1]:o1 - off[1]], vals)
+    idx[b0:b1, o0 - off[1]:o1 - off[1]] = ids
 
 
-def _select_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, tile) -> None:
+def _select_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, tile, off=(0, 0)) -> None:
     b0, b1, o0, o1 = tile
     r0, r1 = _rows(plan.axis_plans[0], o0, o1)
-    src = xr[b0:b1, r0:r1]
+    src = xr[b0:b1, r0 - off[0]:r1 - off[0]]
+    dest = res[b0:b1, o0 - off[1]:o1 - off[1]]
     steps = list(_steps(plan, axes_r, o0, o1, r0))
     views = _full_window_views(plan, src, steps) if kind.name == "median" else None
     if views is not None and not (src.dtype.kind == "f" and np.isnan(src).any()):
         # Every window is whole and NaN-free: select the median from the window's strided
         # views with a comparator network, without gathering a window stack.
-        store(res[b0:b1, o0:o1], K.network_select(views, (len(views) - 1) // 2))
+        store(dest, K.network_select(views, (len(views) - 1) // 2))
         return
     stack, valid = K.window_stack(src, axes_r, plan.axis_plans,
                                   tuple((lo, hi) for _, _, lo, hi, _, _ in steps),
                                   tuple(s[4] for s in steps))
-    store(res[b0:b1, o0:o1], K.select(kind, stack, valid, plan.ignore_nan))
+    store(dest, K.select(kind, stack, valid, plan.ignore_nan))
 
 
 # Past this many cells a sort of the window stack beats the network's passes.

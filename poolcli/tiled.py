@@ -1,0 +1,249 @@
+"""Out-of-core pooling of .npy files: read row chunks with their halos, write as we go.
+
+A file whose working set exceeds the memory limit is never loaded whole. Each stage reads
+its input in chunks along the outermost axis (a batch axis, or the first pooled axis with
+the extra rows its windows need), pools each chunk with the same plan and kernels as an
+in-memory run (so every cell is bit-identical), and appends the result to the output
+file. Files are read with plain reads rather than a memory map, so resident memory holds
+one chunk, not every page ever touched.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from .errors import PoolError
+from .pipeline import Pipeline, StageTiming
+from .plan import PoolPlan
+from .pool import _rows, execute, result_dtype
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+          "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2,
+          "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``512MB``, ``2GiB``, ``1.5G`` or a plain number of bytes.
+
+    >>> parse_size("512MB"), parse_size("2GiB"), parse_size(4096)
+    (512000000, 2147483648, 4096)
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+        unit = m.group(2).lower() if m else None
+        if not m or unit not in _UNITS:
+            raise PoolError(f"memory limit {text!r} is not a size; use e.g. 512MB, 2GiB or "
+                            "a number of bytes")
+        value = int(float(m.group(1)) * _UNITS[unit])
+    if value < 1 << 20:
+        raise PoolError(f"memory limit {text!r} is below 1 MiB; give at least 1MiB")
+    return value
+
+
+def default_memory_limit() -> int:
+    """A quarter of physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+@dataclass
+class FileResult:
+    """What pool_file did: shapes and dtypes in and out, per-stage timings, chunks used."""
+
+    input_shape: tuple[int, ...]
+    input_dtype: np.dtype
+    output_shape: tuple[int, ...]
+    output_dtype: np.dtype
+    axes: tuple[int, ...]
+    tiled: bool
+    chunks: int = 0
+    stages: list[StageTiming] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NpyHeader:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int  # bytes before the data
+
+
+def read_header(path: str | os.PathLike) -> NpyHeader:
+    """The shape, dtype and data offset of a .npy file, reading only its header."""
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        except ValueError as e:
+            raise PoolError(f"{path}: not a .npy file ({e})") from None
+        return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), f.tell())
+
+
+def working_set(shape: tuple[int, ...], dtype: Any, pipe: Pipeline, axes: Any = None) -> int:
+    """Bytes an in-memory run holds at its peak: the input plus each stage's output."""
+    total = math.prod(shape) * np.dtype(dtype).itemsize
+    dt = np.dtype(dtype)
+    peak, prev = total, total
+    for plan in pipe.plans(shape, axes=axes):
+        dt = result_dtype(plan, dt)
+        size = math.prod(plan.out_shape) * dt.itemsize
+        peak = max(peak, prev + size)
+        prev = size
+    return peak
+
+
+def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
+              axes: Any = None, dtype: Any = None, threads: int | None = None,
+              memory_limit: int | str | None = None, overwrite: bool = False,
+              force_tiled: bool = False) -> FileResult:
+    """Pool the .npy ``src`` into the .npy ``dst`` within ``memory_limit`` bytes.
+
+    The result is written to a temporary file beside ``dst`` and renamed into place, so
+    an interrupted run leaves nothing half-written; an existing ``dst`` is kept unless
+    ``overwrite``. Files small enough are pooled in memory; larger ones in chunks.
+    """
+    limit = default_memory_limit() if memory_limit is None else parse_size(memory_limit)
+    head = read_header(src)
+    if head.dtype.kind not in "biuf" or head.dtype.hasobject:
+        raise PoolError(f"{src}: dtype {head.dtype} cannot be pooled")
+    plans = pipe.plans(head.shape, head.dtype, axes=axes)
+    final_dt = head.dtype
+    for plan in plans:
+        final_dt = result_dtype(plan, final_dt)
+    if dtype is not None:
+        final_dt = result_dtype(plans[-1], final_dt, dtype)
+    dst = Path(dst)
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
+    result = FileResult(head.shape, head.dtype, plans[-1].out_shape, final_dt,
+                        plans[0].axes, tiled=False)
+    fits = working_set(head.shape, head.dtype, pipe, axes) <= limit
+    if (fits and not force_tiled) or head.fortran_order:
+        arr = np.load(src, allow_pickle=False)
+        out, result.stages = pipe.run(arr, axes=axes, threads=threads, dtype=dtype)
+        _atomic(dst, overwrite, lambda f: np.lib.format.write_array(f, out,
+                                                                   allow_pickle=False))
+        return result
+
+    result.tiled = True
+    temps: list[Path] = []
+    try:
+        cur, cur_head = Path(src), head
+        for i, plan in enumerate(plans):
+            last = i == len(plans) - 1
+            out_dt = result_dtype(plan, cur_head.dtype, dtype if last else None)
+            t0 = time.perf_counter()
+            if last:
+                def write(f, cur=cur, cur_head=cur_head, plan=plan, out_dt=out_dt):
+                    result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
+                _atomic(dst, overwrite, write)
+            else:
+                fd, name = tempfile.mkstemp(prefix=f".{dst.name}.stage{i}.", suffix=".npy",
+                                            dir=dst.parent)
+                temps.append(Path(name))
+                with os.fdopen(fd, "wb") as f:
+                    result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
+                cur, cur_head = Path(name), read_header(name)
+            result.stages.append(StageTiming(str(pipe.stages[i]), plan.in_shape,
+                                             plan.out_shape, time.perf_counter() - t0))
+    finally:
+        for t in temps:
+            t.unlink(missing_ok=True)
+    return result
+
+
+def _atomic(dst: Path, overwrite: bool, write: Callable[[BinaryIO], None]) -> None:
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        if overwrite:
+            os.replace(tmp, dst)
+        else:
+            os.link(tmp, dst)  # fails if dst appeared meanwhile: never replace silently
+            tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _stage(src: Path, head: NpyHeader, plan: PoolPlan, out_dt: np.dtype, out: BinaryIO,
+           limit: int, threads: int | None) -> int:
+    """Pool one file into ``out`` (header, then chunks in C order); returns chunks used."""
+    desc = {"descr": np.lib.format.dtype_to_descr(out_dt), "fortran_order": False,
+            "shape": plan.out_shape}
+    try:
+        np.lib.format.write_array_header_1_0(out, desc)
+    except ValueError:
+        np.lib.format.write_array_header_2_0(out, desc)
+    # A chunk's input, its output and the kernels' tiles must fit: give a chunk a third.
+    budget = limit // 3
+    with open(src, "rb") as f:
+        return _block(f, head, plan, out_dt, out, budget, threads, depth=0, offset=head.offset)
+
+
+def _read(f: BinaryIO, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    f.seek(offset)
+    arr = np.empty(shape, dtype)
+    if f.readinto(memoryview(arr).cast("B")) != arr.nbytes:
+        raise PoolError(f"{f.name}: the file ends early (truncated .npy)")
+    return arr
+
+
+def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads, depth: int,
+           offset: int) -> int:
+    """Pool the sub-array at ``offset`` spanning axes depth.. (earlier axes fixed at one index)."""
+    shape, isz = head.shape, head.dtype.itemsize
+    lead = (1,) * depth
+    p0 = plan.axes[0]
+    in_row = math.prod(shape[depth + 1:]) * isz
+    out_row = math.prod(plan.out_shape[depth + 1:]) * out_dt.itemsize
+    chunks = 0
+    if depth < p0:
+        # A batch axis: whole entries per chunk, or descend when one entry is too large.
+        if in_row + out_row <= budget:
+            step = max(1, budget // (in_row + out_row))
+            for b0 in range(0, shape[depth], step):
+                b1 = min(b0 + step, shape[depth])
+                x = _read(f, offset + b0 * in_row, head.dtype, lead + (b1 - b0,)
+                          + shape[depth + 1:])
+                res = np.empty(lead + (b1 - b0,) + plan.out_shape[depth + 1:], out_dt)
+                execute(plan, x, out=res, threads=threads, dtype=out_dt)
+                out.write(memoryview(res).cast("B"))
+                chunks += 1
+            return chunks
+        for b in range(shape[depth]):
+            chunks += _block(f, head, plan, out_dt, out, budget, threads, depth + 1,
+                             offset + b * in_row)
+        return chunks
+    # The first pooled axis: output rows per chunk, each with the input rows it reads.
+    ap = plan.axis_plans[0]
+    step_in = ap.kernel if ap.adaptive else ap.stride
+    rows = max(1, (budget - ap.span * in_row) // (step_in * in_row + out_row))
+    for o0 in range(0, ap.out, rows):
+        o1 = min(o0 + rows, ap.out)
+        r0, r1 = _rows(ap, o0, o1)
+        x = _read(f, offset + r0 * in_row, head.dtype, lead + (r1 - r0,) + shape[depth + 1:])
+        res = np.empty(lead + (o1 - o0,) + plan.out_shape[depth + 1:], out_dt)
+        execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=(o0, o1, r0))
+        out.write(memoryview(res).cast("B"))
+        chunks += 1
+    return chunks
