@@ -243,7 +243,8 @@ def _steps(plan: PoolPlan, axes_r: tuple[int, ...], o0: int, o1: int, r0: int):
         yield a, ap, 0, ap.out, -ap.before, 0
 
 
-def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, tile, off=(0, 0)) -> None:
+def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, tile,
+                    off=(0, 0)) -> None:
     b0, b1, o0, o1 = tile
     r0, r1 = _rows(plan.axis_plans[0], o0, o1)
     src = xr[b0:b1, r0 - off[0]:r1 - off[0]]

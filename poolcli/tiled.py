@@ -223,9 +223,8 @@ def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads, dep
             step = max(1, budget // (in_row + out_row))
             for b0 in range(0, shape[depth], step):
                 b1 = min(b0 + step, shape[depth])
-                x = _read(f, offset + b0 * in_row, head.dtype, lead + (b1 - b0,)
-                          + shape[depth + 1:])
-                res = np.empty(lead + (b1 - b0,) + plan.out_shape[depth + 1:], out_dt)
+                x = _read(f, offset + b0 * in_row, head.dtype, (*lead, b1 - b0, *shape[depth + 1:]))
+                res = np.empty((*lead, b1 - b0, *plan.out_shape[depth + 1:]), out_dt)
                 execute(plan, x, out=res, threads=threads, dtype=out_dt)
                 out.write(memoryview(res).cast("B"))
                 chunks += 1
@@ -241,8 +240,8 @@ def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads, dep
     for o0 in range(0, ap.out, rows):
         o1 = min(o0 + rows, ap.out)
         r0, r1 = _rows(ap, o0, o1)
-        x = _read(f, offset + r0 * in_row, head.dtype, lead + (r1 - r0,) + shape[depth + 1:])
-        res = np.empty(lead + (o1 - o0,) + plan.out_shape[depth + 1:], out_dt)
+        x = _read(f, offset + r0 * in_row, head.dtype, (*lead, r1 - r0, *shape[depth + 1:]))
+        res = np.empty((*lead, o1 - o0, *plan.out_shape[depth + 1:]), out_dt)
         execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=(o0, o1, r0))
         out.write(memoryview(res).cast("B"))
         chunks += 1
