@@ -121,6 +121,9 @@ def acc_dtype(kind: Kind, dt: np.dtype, plan: Any) -> np.dtype:
     if kind.power is not None:
         return _compute_float(dt)
     if kind.combine is np.add:
+        if kind.divides and dt.kind in "iu" and dt.itemsize == 8:
+            # A mean must not wrap around: 64-bit integers are summed in float64.
+            return np.dtype(np.float64)
         return _sum_acc(dt, plan.window_size)
     return dt
 

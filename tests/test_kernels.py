@@ -81,3 +81,10 @@ def test_result_is_identical_whatever_the_thread_count(kind):
     for t in (2, 3, 8):
         assert np.array_equal(pool(x, kind, 3, stride=2, padding=1, threads=t), one,
                               equal_nan=True)
+
+
+def test_mean_of_64_bit_integers_does_not_wrap():
+    big = np.array([[2**63, 2**63]], np.uint64)
+    assert pool(big, "avg", (1, 2))[0, 0] == 2.0**63
+    assert pool(np.array([[2**62, 2**62]], np.int64), "avg", (1, 2))[0, 0] == 2.0**62
+    assert pool(big, "sum", (1, 2)).dtype == np.uint64  # sums keep NumPy's wrap-around
