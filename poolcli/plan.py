@@ -367,7 +367,7 @@ def _window_axes(shape, axes, m, kernel, stride, padding, dilation, ceil_mode,
         if empty.size:
             raise PoolError(f"padding ({b}, {e}) on axis {a} leaves window {int(empty[0])} "
                             f"with no input cell (n={n}, kernel {k}, stride {s}, dilation {d}); "
-                            f"use padding <= {(span - 1) // 2} or a larger kernel")
+                            f"use padding <= {span - 1} or a larger kernel")
         plans.append(ap)
     include = (not same) if count_include_pad is None else bool(count_include_pad)
     return plans, include
