@@ -35,8 +35,8 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g"
 def parse_size(text: str | int) -> int:
     """Bytes from ``512MB``, ``2GiB``, ``1.5G`` or a plain number of bytes.
 
-    >>> parse_size("512MB"), parse_size("2GiB"), parse_size(4096)
-    (512000000, 2147483648, 4096)
+    >>> parse_size("512MB"), parse_size("2GiB"), parse_size(2**22)
+    (512000000, 2147483648, 4194304)
     """
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
