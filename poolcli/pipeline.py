@@ -203,7 +203,10 @@ class Pipeline:
                 if key not in KEYS:
                     raise PoolError(f"pipeline file {source}: stage {i} has unknown key {key!r}")
                 opts[KEYS[key]] = _from_toml_value(key, v)
-            stages.append(Stage(kind, opts))
+            try:
+                stages.append(Stage(kind, opts))
+            except TypeError as e:  # a file's mistake is a usage error, like stage text's
+                raise PoolError(f"pipeline file {source}: stage {i}: {e}") from None
         return cls(stages)
 
     def __iter__(self) -> Iterator[Stage]:

@@ -214,8 +214,10 @@ def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_
         else:
             m = min(ndim, 2)
         if m > ndim:
-            raise PoolError(f"kernel {kernel} pools {m} axes but the array has only {ndim} "
-                            f"(shape {shape})")
+            name, value = (("output_size", output_size) if output_size is not None
+                           else ("kernel", kernel))
+            raise PoolError(f"{name} {value} pools {m} axes but the array has only {ndim} "
+                            f"(shape {shape}); give at most {ndim} values")
         axes = tuple(range(ndim - m, ndim))
     else:
         raw = (axes,) if _is_int(axes) else axes
