@@ -222,8 +222,52 @@ def reduce_axis(src: np.ndarray, axis: int, ap: Any, o0: int, o1: int, shift: in
     shape[axis] = o1 - o0
     if out is None:
         out = np.empty(shape, dtype)
-    filled = False
     nd = src.ndim
+    if ap.regular and ufunc in _IDEMPOTENT and ap.kernel >= 4 and (
+            ap.kernel.bit_length() + 1) * ap.stride < ap.kernel:
+        # Large overlapping windows: max/min of every whole window by doubling (about
+        # log2(kernel) passes instead of kernel - 1); windows touching the padding below.
+        k, d, s = ap.kernel, ap.dilation, ap.stride
+        ia = min(max(o0, _ceil_div(-shift, s)), o1)
+        ib = max(min(o1, (n - 1 - (k - 1) * d - shift) // s + 1), ia)
+        if ib - ia > 1:
+            m = _doubled(src, axis, k, d, ufunc)
+            sel = slice(ia * s + shift, (ib - 1) * s + shift + 1, s)
+            np.copyto(out[_at(nd, axis, slice(ia - o0, ib - o0))], m[_at(nd, axis, sel)],
+                      casting="unsafe")
+            for lo, hi in ((o0, ia), (ib, o1)):
+                if hi > lo:
+                    _direct(src, axis, ap, lo, hi, shift, ufunc, identity,
+                            out[_at(nd, axis, slice(lo - o0, hi - o0))])
+            return out
+    return _direct(src, axis, ap, o0, o1, shift, ufunc, identity, out)
+
+
+_IDEMPOTENT = (np.maximum, np.minimum, np.fmax, np.fmin)
+
+
+def _doubled(src: np.ndarray, axis: int, k: int, d: int, ufunc: np.ufunc) -> np.ndarray:
+    """m[p] = ufunc over src[p], src[p+d], ..., src[p+(k-1)d], for every whole window p."""
+    nd = src.ndim
+    m, w = src, 1
+    while 2 * w <= k:
+        length = m.shape[axis] - w * d
+        m = ufunc(m[_at(nd, axis, slice(0, length))],
+                  m[_at(nd, axis, slice(w * d, w * d + length))])
+        w *= 2
+    if w < k:  # the last step overlaps the two halves, harmless for max and min
+        r = (k - w) * d
+        length = m.shape[axis] - r
+        m = ufunc(m[_at(nd, axis, slice(0, length))], m[_at(nd, axis, slice(r, r + length))])
+    return m
+
+
+def _direct(src: np.ndarray, axis: int, ap: Any, o0: int, o1: int, shift: int,
+            ufunc: np.ufunc, identity: Any, out: np.ndarray) -> np.ndarray:
+    """Combine offset by offset: one strided view per kernel cell, padding never read."""
+    n = src.shape[axis]
+    nd = src.ndim
+    filled = False
     for dst, sel, mask, _ in offsets(ap, o0, o1, shift, n):
         if mask is None:
             part = src[_at(nd, axis, sel)]

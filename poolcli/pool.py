@@ -137,9 +137,11 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
             _select_tile(kind, plan, xr, axes_r, res_r, tile, (r_off, lo))
 
     tiles = _tiles(plan, kind, xr, shape_r, nthreads, lo, hi)
-    if nthreads > 1 and len(tiles) > 1:
+    if len(tiles) > 1:
         # One task per thread, each taking every n-th tile: a future per tile costs more
-        # than a small tile's work, and interleaving balances ragged last tiles.
+        # than a small tile's work, and interleaving balances ragged last tiles. Even one
+        # thread runs off the main thread: glibc gives the main thread's multi-MiB
+        # temporaries fresh mmap'd pages each time, and page faults cost 7x the work here.
         n = min(nthreads, len(tiles))
         with ThreadPoolExecutor(n) as ex:
             done = [ex.submit(_run_all, work, tiles[i::n]) for i in range(n)]
