@@ -83,8 +83,7 @@ class Stage:
     def plan(self, shape: tuple[int, ...], axes: Any = None) -> PoolPlan:
         """The plan for an array of ``shape``; ``axes`` applies when the stage sets none."""
         opts = dict(self.options)
-        if opts.get("axes") is None and axes is not None and not isinstance(
-                opts.get("kernel"), tuple) and not isinstance(opts.get("output_size"), tuple):
+        if opts.get("axes") is None and axes is not None:
             opts["axes"] = axes
         return make_plan(tuple(shape), self.kind, **opts)
 

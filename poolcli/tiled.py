@@ -15,7 +15,6 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .errors import PoolError
+from .io.atomic import atomic_write
 from .pipeline import Pipeline, StageTiming
 from .plan import PoolPlan
 from .pool import _rows, execute, result_dtype
@@ -131,15 +131,15 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
         final_dt = result_dtype(plans[-1], final_dt, dtype)
     dst = Path(dst)
     if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
     result = FileResult(head.shape, head.dtype, plans[-1].out_shape, final_dt,
                         plans[0].axes, tiled=False)
     fits = working_set(head.shape, head.dtype, pipe, axes) <= limit
     if (fits and not force_tiled) or head.fortran_order:
         arr = np.load(src, allow_pickle=False)
         out, result.stages = pipe.run(arr, axes=axes, threads=threads, dtype=dtype)
-        _atomic(dst, overwrite, lambda f: np.lib.format.write_array(f, out,
-                                                                   allow_pickle=False))
+        atomic_write(dst, lambda f: np.lib.format.write_array(f, out, allow_pickle=False),
+                     overwrite=overwrite)
         return result
 
     result.tiled = True
@@ -153,7 +153,7 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
             if last:
                 def write(f, cur=cur, cur_head=cur_head, plan=plan, out_dt=out_dt):
                     result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
-                _atomic(dst, overwrite, write)
+                atomic_write(dst, write, overwrite=overwrite)
             else:
                 fd, name = tempfile.mkstemp(prefix=f".{dst.name}.stage{i}.", suffix=".npy",
                                             dir=dst.parent)
@@ -167,22 +167,6 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
         for t in temps:
             t.unlink(missing_ok=True)
     return result
-
-
-def _atomic(dst: Path, overwrite: bool, write: Callable[[BinaryIO], None]) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        if overwrite:
-            os.replace(tmp, dst)
-        else:
-            os.link(tmp, dst)  # fails if dst appeared meanwhile: never replace silently
-            tmp.unlink()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _stage(src: Path, head: NpyHeader, plan: PoolPlan, out_dt: np.dtype, out: BinaryIO,

@@ -1,0 +1,449 @@
+"""The command line, Typer only: parse options, call the library, turn errors into exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import numpy as np
+import typer
+from rich.console import Console
+
+from . import __version__
+from .batch import STDIO, Options, UsageError, plan_jobs, run_job
+from .errors import PoolError
+from .io.sniff import normalise_format
+from .kernels import KINDS
+from .pipeline import Pipeline, Stage
+from .pool import resolve_threads
+from .report import FileRecord, Summary, json_document, table
+from .tiled import parse_size
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+EPILOG = (
+    "Examples:\n\n"
+    "  poolcli max photo.png -k 2 -s 2                 writes photo.max.png\n\n"
+    "  poolcli avg photos/ -r -o small/ -j 4           a folder, mirrored under small/\n\n"
+    "  poolcli run 'max:k=3,s=2,p=1 | avg:k=2' a.npy   a pipeline\n\n"
+    "  cat a.png | poolcli max - -k 2 -o - | poolcli info -\n\n"
+    "  poolcli plan 'max:k=3,s=2,p=1' --shape 224x224x3"
+)
+app = typer.Typer(name="poolcli", help="Pool images and N-d arrays: max, min, avg, sum, l2, "
+                  "lp, median and mode pooling.", epilog=EPILOG, no_args_is_help=True,
+                  add_completion=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+# --- option values -----------------------------------------------------------------------
+
+
+def _ints(option: str, text: str | None, sep: str = "x") -> int | tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(int(v) for v in text.lower().replace(",", sep).split(sep))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not understood; use an int or a list like "
+                         f"3{sep}2") from None
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _padding(text: str | None) -> Any:
+    if text is None:
+        return None
+    if text.lower() in ("same", "valid"):
+        return text.lower()
+    return _ints("--padding", text)
+
+
+def _stage(kind: str, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+           divisor, norm, axes, output_size, global_, ignore_nan) -> Stage:
+    opts: dict[str, Any] = {}
+    if global_ and output_size:
+        raise UsageError("--global and --output-size both set the output size; give one")
+    out_size = 1 if global_ else _ints("--output-size", output_size)
+    if out_size is not None:
+        opts["output_size"] = out_size
+    else:
+        opts["kernel"] = _ints("--kernel", kernel)
+        for key, val in (("stride", _ints("--stride", stride)), ("padding", _padding(padding)),
+                         ("dilation", _ints("--dilation", dilation))):
+            if val is not None:
+                opts[key] = val
+        if ceil_mode:
+            opts["ceil_mode"] = True
+    for key, val in (("count_include_pad", count_include_pad), ("divisor_override", divisor),
+                     ("norm", norm)):
+        if val is not None:
+            opts[key] = val
+    if ignore_nan:
+        opts["ignore_nan"] = True
+    return Stage(kind, opts)
+
+
+def _options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level, memory_limit,
+             jobs) -> Options:
+    if dtype is not None:
+        try:
+            if np.dtype(dtype).kind not in "biuf":
+                raise TypeError
+        except TypeError:
+            raise UsageError(f"--dtype {dtype!r} is not a bool, integer or float dtype; use "
+                             "e.g. uint8, float32") from None
+    if fmt is not None and normalise_format(fmt) is None:
+        raise UsageError(f"--format {fmt!r} is not known; use png, jpg, tiff, bmp, webp, gif, "
+                         "npy or npz")
+    if quality is not None and not 1 <= quality <= 100:
+        raise UsageError(f"--quality {quality} is out of range; use 1..100")
+    if compress_level is not None and not 0 <= compress_level <= 9:
+        raise UsageError(f"--compress-level {compress_level} is out of range; use 0..9")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs {jobs} must be >= 1")
+    ax = _ints("--axes", axes, sep=",")
+    return Options(axes=(ax,) if isinstance(ax, int) else ax, dtype=dtype,
+                   format=normalise_format(fmt) if fmt else None, overwrite=overwrite,
+                   premultiply=premultiply, quality=quality, compress_level=compress_level,
+                   memory_limit=parse_size(memory_limit) if memory_limit else None)
+
+
+# --- shared options, declared once -------------------------------------------------------
+
+Inputs = Annotated[list[str], typer.Argument(help="image or .npy/.npz files, folders, or - "
+                                             "for standard input", show_default=False)]
+Kernel = Annotated[str, typer.Option("-k", "--kernel", help="window: 2, or 3x2 per axis")]
+Stride = Annotated[str | None, typer.Option("-s", "--stride", help="step (default: kernel)")]
+Padding = Annotated[str | None, typer.Option("-p", "--padding", help="1, 1x0, same or valid")]
+Dilation = Annotated[str | None, typer.Option("-d", "--dilation", help="gap between cells")]
+Ceil = Annotated[bool, typer.Option("--ceil-mode", help="ceil instead of floor (PyTorch)")]
+CountPad = Annotated[bool | None, typer.Option(
+    "--count-include-pad/--no-count-include-pad", help="padded zeros count in avg/l2",
+    show_default=False)]
+Divisor = Annotated[float | None, typer.Option("--divisor", help="avg's divisor instead of "
+                                               "the cell count")]
+Norm = Annotated[float | None, typer.Option("--norm", help="p for lp (default 2)")]
+Axes = Annotated[str | None, typer.Option("--axes", help="pooled axes of arrays, e.g. 0,1")]
+OutSize = Annotated[str | None, typer.Option("--output-size", help="adaptive: 7x7 windows")]
+Global = Annotated[bool, typer.Option("--global", help="one window per axis (global pooling)")]
+IgnoreNan = Annotated[bool, typer.Option("--ignore-nan", help="skip NaN cells")]
+
+Output = Annotated[str | None, typer.Option("-o", "--output", help="a file for one input, a "
+                                            "folder for many, - for standard output")]
+Format = Annotated[str | None, typer.Option("--format", help="png, jpg, tiff, bmp, webp, gif, "
+                                            "npy, npz")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
+DType = Annotated[str | None, typer.Option("--dtype", help="output dtype of arrays")]
+Jobs = Annotated[int | None, typer.Option("-j", "--jobs", help="files at once (default: all "
+                                          "cores)")]
+Report = Annotated[str | None, typer.Option(
+    "--report", help="table, json or none (default: table on a terminal, else none)")]
+ReportFile = Annotated[Path | None, typer.Option("--report-file", help="write the JSON "
+                                                 "report here")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="no progress, warnings or table")]
+FailFast = Annotated[bool, typer.Option("--fail-fast", help="stop at the first failed input")]
+MemLimit = Annotated[str | None, typer.Option(
+    "--memory-limit", help="e.g. 512MB; larger .npy files are pooled in chunks (default: a "
+    "quarter of RAM)")]
+Recursive = Annotated[bool, typer.Option("-r", "--recursive", help="search folders' "
+                                         "sub-folders")]
+Glob = Annotated[str | None, typer.Option("--glob", help="only files matching, e.g. '*.png'")]
+Premult = Annotated[bool, typer.Option("--premultiply/--no-premultiply",
+                                       help="avg weights colour by alpha")]
+Quality = Annotated[int | None, typer.Option("--quality", help="JPEG/WebP quality 1-100 "
+                                             "(default 90; WebP lossless when unset)")]
+Compress = Annotated[int | None, typer.Option("--compress-level", help="PNG zlib level 0-9; "
+                                              "1 is fast")]
+
+
+def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs, report,
+           report_file, quiet, fail_fast, memory_limit, recursive, glob, axes, premultiply,
+           quality, compress_level) -> int:
+    if report not in (None, "table", "json", "none"):
+        raise UsageError(f"--report {report!r} is not known; use table, json or none")
+    opts = _options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level,
+                    memory_limit, jobs)
+    jobs_list = plan_jobs(inputs, output, tag, recursive=recursive, pattern=glob,
+                          fmt=opts.format)
+    workers = min(resolve_threads(jobs), len(jobs_list))
+    # Several files at once: each pools on one thread, so cores are not oversubscribed.
+    opts = Options(**{**opts.__dict__, "threads": 1 if workers > 1 else None})
+    mode = report or ("table" if err.is_terminal else "none")
+    keep = mode != "none" or report_file is not None
+    records: list[tuple[int, FileRecord]] = []
+    counts = [0, 0]
+    usage_failures = [0]
+    warned: set[str] = set()
+    in_bytes = 0
+    t0 = time.perf_counter()
+    progress = None
+    if err.is_terminal and not quiet and len(jobs_list) > 1:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        progress = Progress(TextColumn("pooling"), BarColumn(), MofNCompleteColumn(),
+                            TransferSpeedColumn(), TimeRemainingColumn(), console=err,
+                            transient=True)
+        task = progress.add_task("files", total=len(jobs_list))
+        progress.start()
+
+    def finished(index: int, recs: list[FileRecord]) -> bool:
+        nonlocal in_bytes
+        failed = False
+        for r in recs:
+            in_bytes += r.input_bytes
+            counts[0 if r.status == "ok" else 1] += 1
+            if r.status != "ok":
+                failed = True
+                usage_failures[0] += r.usage_error
+                err.print(f"[red]poolcli: error:[/red] {r.input}: {r.error}", markup=True)
+            elif not quiet and r.input_shape is not None:
+                for note in _notes(pipe, r):
+                    if note not in warned:
+                        warned.add(note)
+                        err.print(f"[yellow]poolcli: warning:[/yellow] {note} ({r.input})")
+            if keep:
+                records.append((index, r))
+        if progress is not None:
+            progress.update(task, advance=1)
+        return failed
+
+    stdin = sys.stdin.buffer if any(j.src == STDIO for j in jobs_list) else None
+    stdout = sys.stdout.buffer if any(j.dest == STDIO for j in jobs_list) else None
+    try:
+        if workers <= 1:
+            for i, job in enumerate(jobs_list):
+                if finished(i, run_job(job, pipe, opts, stdin=stdin, stdout=stdout)) \
+                        and fail_fast:
+                    break
+        else:
+            _parallel(jobs_list, pipe, opts, workers, finished, fail_fast, stdin, stdout)
+    finally:
+        if progress is not None:
+            progress.stop()
+    summary = Summary.of((counts[0], counts[1]), time.perf_counter() - t0, in_bytes)
+    ordered = [r for _, r in sorted(records, key=lambda p: p[0])]
+    if report_file is not None or mode == "json":
+        doc = json_document([r.as_json() for r in ordered], summary)
+        if report_file is not None:
+            report_file.write_text(doc + "\n")
+        if mode == "json":
+            err.file.write(doc + "\n")
+    if mode == "table" and not quiet:
+        err.print(table(ordered, summary))
+    if usage_failures[0]:
+        return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
+    return 1 if counts[1] else 0
+
+
+def _notes(pipe: Pipeline, rec: FileRecord) -> list[str]:
+    try:
+        plans = pipe.plans(rec.input_shape, axes=rec.axes)
+    except PoolError:
+        return []
+    return [f"{p.kind} stage {i + 1}: {n}" if len(plans) > 1 else n
+            for i, p in enumerate(plans) for n in p.notes()]
+
+
+def _parallel(jobs_list, pipe, opts, workers, finished, fail_fast, stdin, stdout) -> None:
+    """Run jobs on threads, at most 2 per worker in flight so a long batch stays small."""
+    ex = ThreadPoolExecutor(workers)
+    pending: dict[Any, int] = {}
+    it = iter(enumerate(jobs_list))
+    stop = False
+    try:
+        while True:
+            while not stop and len(pending) < 2 * workers:
+                nxt = next(it, None)
+                if nxt is None:
+                    break
+                i, job = nxt
+                pending[ex.submit(run_job, job, pipe, opts, stdin=stdin, stdout=stdout)] = i
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                if finished(pending.pop(f), f.result()) and fail_fast:
+                    stop = True
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def _kind_command(kind: str):
+    def command(inputs: Inputs, kernel: Kernel = "2", stride: Stride = None,
+                padding: Padding = None, dilation: Dilation = None, ceil_mode: Ceil = False,
+                count_include_pad: CountPad = None, divisor: Divisor = None,
+                norm: Norm = None, axes: Axes = None, output_size: OutSize = None,
+                global_: Global = False, ignore_nan: IgnoreNan = False,
+                output: Output = None, format: Format = None, overwrite: Overwrite = False,
+                dtype: DType = None, jobs: Jobs = None, report: Report = None,
+                report_file: ReportFile = None, quiet: Quiet = False,
+                fail_fast: FailFast = False, memory_limit: MemLimit = None,
+                recursive: Recursive = False, glob: Glob = None,
+                premultiply: Premult = True, quality: Quality = None,
+                compress_level: Compress = None) -> None:
+        stage = _stage(kind, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+                       divisor, norm, None, output_size, global_, ignore_nan)
+        raise typer.Exit(_batch(Pipeline([stage]), kind, inputs, output, format, overwrite,
+                                dtype, jobs, report, report_file, quiet, fail_fast,
+                                memory_limit, recursive, glob, axes, premultiply, quality,
+                                compress_level))
+    command.__doc__ = f"{kind}: {KINDS[kind].summary}."
+    return command
+
+
+for _kind in KINDS:
+    app.command(name=_kind, epilog=EPILOG)(_kind_command(_kind))
+
+
+def _pipeline(text: str | None, pipeline_file: Path | None) -> Pipeline:
+    if pipeline_file is not None:
+        return Pipeline.from_toml(pipeline_file)
+    if text is None:
+        raise UsageError("give a PIPELINE such as 'max:k=3,s=2 | avg:k=2', or --pipeline-file")
+    return Pipeline.parse(text)
+
+
+PipeFile = Annotated[Path | None, typer.Option("--pipeline-file", help="a TOML pipeline "
+                                               "([[stage]] tables)")]
+
+
+@app.command(epilog=EPILOG)
+def run(args: Annotated[list[str], typer.Argument(help="PIPELINE then INPUT... (only INPUT... "
+                                                  "with --pipeline-file)", show_default=False)],
+        pipeline_file: PipeFile = None, output: Output = None, format: Format = None,
+        overwrite: Overwrite = False, dtype: DType = None, jobs: Jobs = None,
+        report: Report = None, report_file: ReportFile = None, quiet: Quiet = False,
+        fail_fast: FailFast = False, memory_limit: MemLimit = None,
+        recursive: Recursive = False, glob: Glob = None, axes: Axes = None,
+        premultiply: Premult = True, quality: Quality = None,
+        compress_level: Compress = None) -> None:
+    """Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'."""
+    text, inputs = (None, args) if pipeline_file else (args[0], args[1:])
+    pipe = _pipeline(text, pipeline_file)
+    raise typer.Exit(_batch(pipe, "pooled", inputs, output, format, overwrite, dtype, jobs,
+                            report, report_file, quiet, fail_fast, memory_limit, recursive,
+                            glob, axes, premultiply, quality, compress_level))
+
+
+@app.command(epilog=EPILOG)
+def plan(args: Annotated[list[str], typer.Argument(help="PIPELINE [INPUT]", show_default=False)],
+         shape: Annotated[str | None, typer.Option("--shape", help="e.g. 224x224x3")] = None,
+         axes: Axes = None, pipeline_file: PipeFile = None) -> None:
+    """Shapes after each stage and the arithmetic per axis; no data is processed."""
+    from .describe import describe_input, plan_text
+
+    text, rest = (None, args) if pipeline_file else (args[0] if args else None, args[1:])
+    pipe = _pipeline(text, pipeline_file)
+    ax = _ints("--axes", axes, sep=",")
+    ax = (ax,) if isinstance(ax, int) else ax
+    if shape is not None and rest:
+        raise UsageError("give either --shape or an INPUT, not both")
+    if shape is not None:
+        dims = _ints("--shape", shape)
+        dims = (dims,) if isinstance(dims, int) else dims
+        if ax is None and len(dims) == 3 and dims[2] <= 4:
+            ax = (0, 1)
+            out.print(f"{shape}: treated as an image (height x width x {dims[2]} channels); "
+                      "--axes chooses other axes")
+        source = f"--shape {shape}"
+    elif len(rest) == 1:
+        info = describe_input(rest[0])
+        dims, source = info.shape, rest[0]
+        if info.image and ax is None:
+            ax = (0, 1)
+    else:
+        raise UsageError("plan needs --shape (e.g. 224x224x3) or one INPUT")
+    out.print(plan_text(pipe, tuple(dims), ax, source))
+
+
+@app.command(epilog=EPILOG)
+def info(inputs: Inputs) -> None:
+    """Shape, dtype, image mode and size of each input, reading headers only."""
+    from .describe import describe_input
+
+    status = 0
+    for name in inputs:
+        try:
+            out.print(describe_input(name).line())
+        except (OSError, ValueError) as e:
+            err.print(f"[red]poolcli: error:[/red] {name}: {e}")
+            status = 1
+    raise typer.Exit(status)
+
+
+@app.command()
+def bench(shape: Annotated[str, typer.Option("--shape", help="array shape")] = "4096x4096",
+          kind: Annotated[str, typer.Option("--kind")] = "max", kernel: Kernel = "2",
+          stride: Stride = None, padding: Padding = None,
+          dtype: Annotated[str, typer.Option("--dtype")] = "float32",
+          repeat: Annotated[int, typer.Option("--repeat", help="timed runs")] = 7,
+          threads: Annotated[int | None, typer.Option("--threads")] = None) -> None:
+    """Time the core on synthetic data: median ms and the ratio to copying the input."""
+    from .describe import bench_text
+
+    dims = _ints("--shape", shape)
+    stage = _stage(kind, kernel, stride, padding, None, False, None, None, None, None, None,
+                   False, False)
+    if repeat < 1:
+        raise UsageError(f"--repeat {repeat} must be >= 1")
+    out.print(bench_text(stage, (dims,) if isinstance(dims, int) else dims, dtype, repeat,
+                         threads))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"poolcli {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version,
+                                                is_eager=True, help="print the version")]
+          = False) -> None:
+    """Pool images and N-d arrays from the shell."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script: every user mistake is one line and exit status 2, never a trace."""
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="poolcli")
+    except (click.ClickException, typer.TyperException) as e:
+        # Typer may vendor its own Click: both families carry exit_code and a message.
+        if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
+            err.print(e.ctx.get_help())
+            return 2
+        if isinstance(e, (click.exceptions.Abort, typer.Abort)):
+            err.print("[red]poolcli: interrupted[/red]")
+            return 130
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        err.print(f"[red]poolcli: error:[/red] {message}".replace("\n", " "))
+        code = getattr(e, "exit_code", 2)
+        code = 2 if code in (1, None) else code
+    except (PoolError, TypeError) as e:
+        err.print(f"[red]poolcli: error:[/red] {e}".replace("\n", " "))
+        code = 2
+    except KeyboardInterrupt:
+        err.print("[red]poolcli: interrupted[/red]")
+        code = 130
+    except BrokenPipeError:
+        # The reader of our standard output went away (e.g. `| head`): not our failure.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

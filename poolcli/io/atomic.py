@@ -1,0 +1,38 @@
+"""Write a file all at once or not at all, and never replace one unless asked."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
+                 overwrite: bool = False) -> None:
+    """Call ``write`` on a temporary file beside ``dst``, then move it into place.
+
+    Without ``overwrite`` an existing ``dst`` raises FileExistsError, checked again at the
+    moment of linking, so a file that appeared meanwhile is not replaced either. On any
+    error or interruption the temporary file is removed and ``dst`` is untouched.
+    """
+    dst = Path(dst)
+    if not overwrite and dst.exists():
+        raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        if overwrite:
+            os.replace(tmp, dst)
+        else:
+            try:
+                os.link(tmp, dst)
+            except FileExistsError:
+                raise FileExistsError(f"{dst} exists; pass --overwrite to replace it") from None
+            tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,114 @@
+"""Timing records for a run: per file, per stage, and the summary; as a table or as JSON."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+from .pipeline import StageTiming
+
+
+@dataclass
+class FileRecord:
+    """What happened to one input (or one array of a .npz)."""
+
+    input: str
+    output: str | None = None
+    status: str = "ok"
+    error: str | None = None
+    input_shape: tuple[int, ...] | None = None
+    input_dtype: str | None = None
+    output_shape: tuple[int, ...] | None = None
+    output_dtype: str | None = None
+    axes: tuple[int, ...] | None = None
+    stages: list[StageTiming] = field(default_factory=list)
+    load_seconds: float = 0.0
+    pool_seconds: float = 0.0
+    save_seconds: float = 0.0
+    seconds: float = 0.0
+    input_bytes: int = 0  # for throughput; not in the JSON document
+    usage_error: bool = False  # the options cannot apply to this input (exit status 2)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "input": self.input, "output": self.output, "status": self.status,
+            "error": self.error,
+            "input_shape": _list(self.input_shape), "input_dtype": self.input_dtype,
+            "output_shape": _list(self.output_shape), "output_dtype": self.output_dtype,
+            "axes": _list(self.axes),
+            "stages": [{"stage": s.stage, "input_shape": list(s.input_shape),
+                        "output_shape": list(s.output_shape), "seconds": s.seconds}
+                       for s in self.stages],
+            "load_seconds": self.load_seconds, "pool_seconds": self.pool_seconds,
+            "save_seconds": self.save_seconds, "seconds": self.seconds,
+        }
+
+
+def _list(t: tuple[int, ...] | None) -> list[int] | None:
+    return None if t is None else list(t)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (Linux reports kilobytes, macOS bytes)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+@dataclass
+class Summary:
+    files: int
+    ok: int
+    failed: int
+    seconds: float
+    peak_rss_bytes: int
+    input_bytes: int
+
+    @classmethod
+    def of(cls, counts: tuple[int, int], seconds: float, input_bytes: int) -> Summary:
+        ok, failed = counts
+        return cls(ok + failed, ok, failed, seconds, peak_rss_bytes(), input_bytes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"files": self.files, "ok": self.ok, "failed": self.failed,
+                "seconds": self.seconds, "peak_rss_bytes": self.peak_rss_bytes}
+
+    def throughput(self) -> str:
+        if self.seconds <= 0:
+            return ""
+        return (f"{self.files / self.seconds:.1f} files/s, "
+                f"{self.input_bytes / self.seconds / 1e6:.1f} MB/s in")
+
+
+def json_document(records: list[dict[str, Any]], summary: Summary) -> str:
+    """The --report json document; ``records`` are FileRecord.as_json() dicts."""
+    return json.dumps({"files": records, "summary": summary.as_json()}, indent=2)
+
+
+def _shape(t: tuple[int, ...] | None) -> str:
+    return "" if t is None else "x".join(map(str, t))
+
+
+def table(records: list[FileRecord], summary: Summary) -> Table:
+    """A Rich table: one row per file, one line per stage, and the total."""
+    t = Table(title=None, show_lines=False, header_style="bold")
+    for col in ("input", "output", "in", "out", "stages", "load", "pool", "save"):
+        t.add_column(col, overflow="fold",
+                     justify="right" if col in ("load", "pool", "save") else "left")
+    for r in records:
+        if r.status != "ok":
+            t.add_row(r.input, f"[red]error: {r.error}[/red]", "", "", "", "", "", "")
+            continue
+        stages = "\n".join(f"{s.stage}: {_shape(s.input_shape)} -> {_shape(s.output_shape)} "
+                           f"{s.seconds * 1e3:.1f} ms" for s in r.stages)
+        t.add_row(r.input, r.output or "", f"{_shape(r.input_shape)} {r.input_dtype}",
+                  f"{_shape(r.output_shape)} {r.output_dtype}", stages,
+                  f"{r.load_seconds * 1e3:.1f} ms", f"{r.pool_seconds * 1e3:.1f} ms",
+                  f"{r.save_seconds * 1e3:.1f} ms")
+    t.caption = (f"{summary.ok} ok, {summary.failed} failed in {summary.seconds:.2f} s; "
+                 f"{summary.throughput()}; peak RSS {summary.peak_rss_bytes / 2**20:.0f} MiB")
+    return t
