@@ -227,6 +227,13 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
                     break
         else:
             _parallel(jobs_list, pipe, opts, workers, finished, fail_fast, stdin, stdout)
+    except KeyboardInterrupt:
+        # Typer would exit 130 silently; outputs in flight are whole or absent (atomic).
+        if progress is not None:
+            progress.stop()
+        err.print(f"[red]poolcli: interrupted[/red] after {counts[0]} of {len(jobs_list)} "
+                  "files")
+        raise typer.Exit(130) from None
     finally:
         if progress is not None:
             progress.stop()
@@ -425,9 +432,6 @@ def main(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
             err.print(e.ctx.get_help())
             return 2
-        if isinstance(e, (click.exceptions.Abort, typer.Abort)):
-            err.print("[red]poolcli: interrupted[/red]")
-            return 130
         message = e.format_message() if hasattr(e, "format_message") else str(e)
         err.print(f"[red]poolcli: error:[/red] {message}".replace("\n", " "))
         code = getattr(e, "exit_code", 2)
@@ -435,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     except (PoolError, TypeError) as e:
         err.print(f"[red]poolcli: error:[/red] {e}".replace("\n", " "))
         code = 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
+        # Click turns Ctrl-C into Abort; outputs in flight were written whole or not at all.
         err.print("[red]poolcli: interrupted[/red]")
         code = 130
     except BrokenPipeError:

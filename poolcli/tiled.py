@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .errors import PoolError
+from .io.arrays import ArrayReadError
 from .io.atomic import atomic_write
 from .pipeline import Pipeline, StageTiming
 from .plan import PoolPlan
@@ -92,7 +93,7 @@ def read_header(path: str | os.PathLike) -> NpyHeader:
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         except ValueError as e:
-            raise PoolError(f"{path}: not a .npy file ({e})") from None
+            raise ArrayReadError(f"not a .npy file ({e})") from None
         return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), f.tell())
 
 
@@ -188,7 +189,7 @@ def _read(f: BinaryIO, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> 
     f.seek(offset)
     arr = np.empty(shape, dtype)
     if f.readinto(memoryview(arr).cast("B")) != arr.nbytes:
-        raise PoolError(f"{f.name}: the file ends early (truncated .npy)")
+        raise ArrayReadError(f"{f.name}: the file ends early (truncated .npy)")
     return arr
 
 

@@ -8,6 +8,7 @@ import pytest
 from rss import peak_rss
 
 from poolcli import Pipeline, PoolError, pool
+from poolcli.io.arrays import ArrayReadError
 from poolcli.tiled import parse_size, pool_file, read_header, working_set
 
 PIPES = ["max:k=3,s=2,p=1", "min:k=2,ceil=true", "avg:k=3,s=2,p=1,ceil=true",
@@ -65,7 +66,7 @@ def test_truncated_file_is_an_error_and_leaves_no_output(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((2000, 200), np.float32))
     data = (tmp_path / "a.npy").read_bytes()
     (tmp_path / "a.npy").write_bytes(data[: len(data) // 2])
-    with pytest.raises(PoolError, match="ends early"):
+    with pytest.raises(ArrayReadError, match="ends early"):
         pool_file(tmp_path / "a.npy", tmp_path / "b.npy", Pipeline.parse("max"),
                   memory_limit="1MiB", force_tiled=True)
     assert sorted(os.listdir(tmp_path)) == ["a.npy"]

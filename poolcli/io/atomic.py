@@ -8,6 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+# mkstemp makes 0600 files; an output should get the permissions any new file gets. The
+# umask can only be read by setting it, so it is read once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
                  overwrite: bool = False) -> None:
@@ -23,6 +28,7 @@ def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
     fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
     tmp = Path(name)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             write(f)
         if overwrite:
