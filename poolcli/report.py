@@ -94,21 +94,27 @@ def _shape(t: tuple[int, ...] | None) -> str:
 
 
 def table(records: list[FileRecord], summary: Summary) -> Table:
-    """A Rich table: one row per file, one line per stage, and the total."""
-    t = Table(title=None, show_lines=False, header_style="bold")
-    for col in ("input", "output", "in", "out", "stages", "load", "pool", "save"):
-        t.add_column(col, overflow="fold",
-                     justify="right" if col in ("load", "pool", "save") else "left")
+    """A Rich table: one row per file with a line per stage, and the total as its caption."""
+    t = Table(header_style="bold", caption_justify="left")
+    t.add_column("file", overflow="fold", min_width=16)
+    t.add_column("shape in -> out", no_wrap=True)
+    t.add_column("stages", no_wrap=True)
+    for col in ("load", "pool", "save"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in records:
         if r.status != "ok":
-            t.add_row(r.input, f"[red]error: {r.error}[/red]", "", "", "", "", "", "")
+            t.add_row(r.input, "[red]failed[/red] (reported above)", "", "", "", "")
             continue
-        stages = "\n".join(f"{s.stage}: {_shape(s.input_shape)} -> {_shape(s.output_shape)} "
-                           f"{s.seconds * 1e3:.1f} ms" for s in r.stages)
-        t.add_row(r.input, r.output or "", f"{_shape(r.input_shape)} {r.input_dtype}",
-                  f"{_shape(r.output_shape)} {r.output_dtype}", stages,
-                  f"{r.load_seconds * 1e3:.1f} ms", f"{r.pool_seconds * 1e3:.1f} ms",
-                  f"{r.save_seconds * 1e3:.1f} ms")
+        stages = "\n".join(f"{s.stage} -> {_shape(s.output_shape)}  {s.seconds * 1e3:.1f} ms"
+                           for s in r.stages)
+        t.add_row(f"{r.input}\n-> {r.output}",
+                  f"{_shape(r.input_shape)} {r.input_dtype}\n"
+                  f"{_shape(r.output_shape)} {r.output_dtype}",
+                  stages, _ms(r.load_seconds), _ms(r.pool_seconds), _ms(r.save_seconds))
     t.caption = (f"{summary.ok} ok, {summary.failed} failed in {summary.seconds:.2f} s; "
                  f"{summary.throughput()}; peak RSS {summary.peak_rss_bytes / 2**20:.0f} MiB")
     return t
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms"
