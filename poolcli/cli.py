@@ -241,9 +241,9 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
     ordered = [r for _, r in sorted(records, key=lambda p: p[0])]
     if report_file is not None or mode == "json":
         doc = json_document([r.as_json() for r in ordered], summary)
-        if report_file is not None:
+        if report_file is not None:  # the file instead of standard error (SPEC)
             report_file.write_text(doc + "\n")
-        if mode == "json":
+        elif mode == "json":
             err.file.write(doc + "\n")
     if mode == "table" and not quiet:
         err.print(table(ordered, summary))

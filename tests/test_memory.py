@@ -23,6 +23,10 @@ def test_cli_pools_a_1gb_npy_within_a_128mb_limit(tmp_path):
     peak = peak_rss([*EXE, "max", str(src), "-k", "3", "-s", "2", "-p", "1",
                      "--memory-limit", "128MB", "-o", str(tmp_path / "out.npy"), "-q"])
     assert peak < 300 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB"
+    # The README's promise: the limit plus a fixed 64 MiB, whatever the file's size.
+    small = peak_rss([*EXE, "max", str(src), "--memory-limit", "32MB", "-q", "-o",
+                      str(tmp_path / "out2.npy")])
+    assert small < 32e6 + 64 * 2**20, f"peak RSS {small / 2**20:.0f} MiB at 32MB"
     got = np.load(tmp_path / "out.npy", mmap_mode="r")
     src_map = np.load(src, mmap_mode="r")
     assert got.shape == (8192, 8192)
