@@ -270,7 +270,7 @@ def test_json_report_has_exactly_the_spec_keys(tmp_path, arr):
     assert all(s["seconds"] >= 0 for s in ok["stages"])
     assert doc["summary"]["peak_rss_bytes"] > 10 * 2**20
     assert "{" not in p.stderr  # the document went to the file instead
-    q = cli("max", tmp_path / "a.npy", "-o", tmp_path / "o.npy", "--report", "json")
+    q = cli("max", tmp_path / "a.npy", "-o", tmp_path / "o.npy", "--report", "json", "-q")
     assert json.loads(q.stderr)["files"][0]["output_shape"] == [2, 8, 11]
 
 
