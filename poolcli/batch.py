@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import PoolError
+from .errors import PoolError, UsageError
 from .io import arrays, images
 from .io.atomic import atomic_write
 from .io.sniff import ARRAY_SUFFIXES, IMAGE_SUFFIXES, SUFFIX_OF, format_from_suffix, sniff_format
@@ -23,10 +23,6 @@ from .tiled import default_memory_limit, pool_file, read_header, working_set
 
 SUPPORTED = IMAGE_SUFFIXES | ARRAY_SUFFIXES
 STDIO = "-"
-
-
-class UsageError(PoolError):
-    """A mistake in how inputs and outputs were named (exit status 2)."""
 
 
 @dataclass(frozen=True)

@@ -10,22 +10,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import click
-import numpy as np
 import typer
-from rich.console import Console
 
 from . import __version__
-from .batch import STDIO, Options, UsageError, plan_jobs, run_job
-from .errors import PoolError
-from .io.sniff import normalise_format
+from .errors import PoolError, UsageError
 from .kernels import KINDS
 from .pipeline import Pipeline, Stage
-from .pool import resolve_threads
-from .report import FileRecord, Summary, json_document, table
-from .tiled import parse_size
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Rich, Pillow and the batch machinery are imported where they are used: `poolcli
+# --version` and `--help` should start as fast as importing NumPy, Pillow and Typer.
+_COLOURS = {"error": "31", "warning": "33", "interrupted": "31"}
+
+
+def say(kind: str, text: str) -> None:
+    """One line on standard error: ``poolcli: error: ...``, coloured on a terminal."""
+    label = f"poolcli: {kind}" + ("" if kind == "interrupted" else ":")
+    if sys.stderr.isatty():
+        label = f"\033[{_COLOURS[kind]}m{label}\033[0m"
+    sys.stderr.write(f"{label} {' '.join(str(text).split())}\n")
+    sys.stderr.flush()
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 EPILOG = (
     "Examples:\n\n"
@@ -88,7 +97,13 @@ def _stage(kind: str, kernel, stride, padding, dilation, ceil_mode, count_includ
 
 
 def _options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level, memory_limit,
-             jobs) -> Options:
+             jobs):
+    import numpy as np
+
+    from .batch import Options
+    from .io.sniff import normalise_format
+    from .tiled import parse_size
+
     if dtype is not None:
         try:
             if np.dtype(dtype).kind not in "biuf":
@@ -163,6 +178,10 @@ Compress = Annotated[int | None, typer.Option("--compress-level", help="PNG zlib
 def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs, report,
            report_file, quiet, fail_fast, memory_limit, recursive, glob, axes, premultiply,
            quality, compress_level) -> int:
+    from .batch import STDIO, Options, plan_jobs, run_job
+    from .pool import resolve_threads
+    from .report import Summary, json_document, table
+
     if report not in (None, "table", "json", "none"):
         raise UsageError(f"--report {report!r} is not known; use table, json or none")
     opts = _options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level,
@@ -172,16 +191,16 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
     workers = min(resolve_threads(jobs), len(jobs_list))
     # Several files at once: each pools on one thread, so cores are not oversubscribed.
     opts = Options(**{**opts.__dict__, "threads": 1 if workers > 1 else None})
-    mode = report or ("table" if err.is_terminal else "none")
+    mode = report or ("table" if sys.stderr.isatty() else "none")
     keep = mode != "none" or report_file is not None
-    records: list[tuple[int, FileRecord]] = []
+    records: list[tuple[int, Any]] = []
     counts = [0, 0]
     usage_failures = [0]
     warned: set[str] = set()
     in_bytes = 0
     t0 = time.perf_counter()
     progress = None
-    if err.is_terminal and not quiet and len(jobs_list) > 1:
+    if sys.stderr.isatty() and not quiet and len(jobs_list) > 1:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -191,12 +210,12 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
             TransferSpeedColumn,
         )
         progress = Progress(TextColumn("pooling"), BarColumn(), MofNCompleteColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(), console=err,
-                            transient=True)
+                            TransferSpeedColumn(), TimeRemainingColumn(),
+                            console=_stderr_console(), transient=True)
         task = progress.add_task("files", total=len(jobs_list))
         progress.start()
 
-    def finished(index: int, recs: list[FileRecord]) -> bool:
+    def finished(index: int, recs: list) -> bool:
         nonlocal in_bytes
         failed = False
         for r in recs:
@@ -205,12 +224,12 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
             if r.status != "ok":
                 failed = True
                 usage_failures[0] += r.usage_error
-                err.print(f"[red]poolcli: error:[/red] {r.input}: {r.error}", markup=True)
+                say("error", f"{r.input}: {r.error}")
             elif not quiet and r.input_shape is not None:
                 for note in _notes(pipe, r):
                     if note not in warned:
                         warned.add(note)
-                        err.print(f"[yellow]poolcli: warning:[/yellow] {note} ({r.input})")
+                        say("warning", f"{note} ({r.input})")
             if keep:
                 records.append((index, r))
         if progress is not None:
@@ -231,8 +250,7 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
         # Typer would exit 130 silently; outputs in flight are whole or absent (atomic).
         if progress is not None:
             progress.stop()
-        err.print(f"[red]poolcli: interrupted[/red] after {counts[0]} of {len(jobs_list)} "
-                  "files")
+        say("interrupted", f"after {counts[0]} of {len(jobs_list)} files")
         raise typer.Exit(130) from None
     finally:
         if progress is not None:
@@ -244,21 +262,27 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
         if report_file is not None:  # the file instead of standard error (SPEC)
             report_file.write_text(doc + "\n")
         elif mode == "json":
-            err.file.write(doc + "\n")
+            sys.stderr.write(doc + "\n")
     if mode == "table" and not quiet:
-        err.print(table(ordered, summary))
+        _stderr_console().print(table(ordered, summary))
     if usage_failures[0]:
         return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
     return 1 if counts[1] else 0
 
 
-def _notes(pipe: Pipeline, rec: FileRecord) -> list[str]:
+def _notes(pipe: Pipeline, rec) -> list[str]:
     try:
         plans = pipe.plans(rec.input_shape, axes=rec.axes)
     except PoolError:
         return []
     return [f"{p.kind} stage {i + 1}: {n}" if len(plans) > 1 else n
             for i, p in enumerate(plans) for n in p.notes()]
+
+
+def _run_job(job, pipe, opts, stdin, stdout):
+    from .batch import run_job
+
+    return run_job(job, pipe, opts, stdin=stdin, stdout=stdout)
 
 
 def _parallel(jobs_list, pipe, opts, workers, finished, fail_fast, stdin, stdout) -> None:
@@ -274,7 +298,7 @@ def _parallel(jobs_list, pipe, opts, workers, finished, fail_fast, stdin, stdout
                 if nxt is None:
                     break
                 i, job = nxt
-                pending[ex.submit(run_job, job, pipe, opts, stdin=stdin, stdout=stdout)] = i
+                pending[ex.submit(_run_job, job, pipe, opts, stdin, stdout)] = i
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -363,8 +387,8 @@ def plan(args: Annotated[list[str], typer.Argument(help="PIPELINE [INPUT]", show
         dims = (dims,) if isinstance(dims, int) else dims
         if ax is None and len(dims) == 3 and dims[2] <= 4:
             ax = (0, 1)
-            out.print(f"{shape}: treated as an image (height x width x {dims[2]} channels); "
-                      "--axes chooses other axes")
+            print(f"{shape}: treated as an image (height x width x {dims[2]} channels); "
+                  "--axes chooses other axes")
         source = f"--shape {shape}"
     elif len(rest) == 1:
         info = describe_input(rest[0])
@@ -373,7 +397,7 @@ def plan(args: Annotated[list[str], typer.Argument(help="PIPELINE [INPUT]", show
             ax = (0, 1)
     else:
         raise UsageError("plan needs --shape (e.g. 224x224x3) or one INPUT")
-    out.print(plan_text(pipe, tuple(dims), ax, source))
+    print(plan_text(pipe, tuple(dims), ax, source))
 
 
 @app.command(epilog=EPILOG)
@@ -384,9 +408,9 @@ def info(inputs: Inputs) -> None:
     status = 0
     for name in inputs:
         try:
-            out.print(describe_input(name).line())
+            print(describe_input(name).line())
         except (OSError, ValueError) as e:
-            err.print(f"[red]poolcli: error:[/red] {name}: {e}")
+            say("error", f"{name}: {e}")
             status = 1
     raise typer.Exit(status)
 
@@ -406,13 +430,13 @@ def bench(shape: Annotated[str, typer.Option("--shape", help="array shape")] = "
                    False, False)
     if repeat < 1:
         raise UsageError(f"--repeat {repeat} must be >= 1")
-    out.print(bench_text(stage, (dims,) if isinstance(dims, int) else dims, dtype, repeat,
+    print(bench_text(stage, (dims,) if isinstance(dims, int) else dims, dtype, repeat,
                          threads))
 
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"poolcli {__version__}")
+        print(f"poolcli {__version__}")
         raise typer.Exit(0)
 
 
@@ -430,18 +454,18 @@ def main(argv: list[str] | None = None) -> int:
     except (click.ClickException, typer.TyperException) as e:
         # Typer may vendor its own Click: both families carry exit_code and a message.
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
-            err.print(e.ctx.get_help())
+            sys.stderr.write(e.ctx.get_help() + "\n")
             return 2
         message = e.format_message() if hasattr(e, "format_message") else str(e)
-        err.print(f"[red]poolcli: error:[/red] {message}".replace("\n", " "))
+        say("error", message)
         code = getattr(e, "exit_code", 2)
         code = 2 if code in (1, None) else code
     except (PoolError, TypeError) as e:
-        err.print(f"[red]poolcli: error:[/red] {e}".replace("\n", " "))
+        say("error", e)
         code = 2
     except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
         # Click turns Ctrl-C into Abort; outputs in flight were written whole or not at all.
-        err.print("[red]poolcli: interrupted[/red]")
+        say("interrupted", "")
         code = 130
     except BrokenPipeError:
         # The reader of our standard output went away (e.g. `| head`): not our failure.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +179,8 @@ class Pipeline:
     @classmethod
     def from_toml(cls, source: str | Path) -> Pipeline:
         """A TOML file (or its text) with ``[[stage]]`` tables holding ``kind`` and keys."""
+        import tomllib  # only pipeline files need it; keeps start-up quick
+
         path = Path(source) if not (isinstance(source, str) and "\n" in source) else None
         try:
             text = path.read_text() if path is not None else str(source)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
@@ -142,6 +141,8 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
         # than a small tile's work, and interleaving balances ragged last tiles. Even one
         # thread runs off the main thread: glibc gives the main thread's multi-MiB
         # temporaries fresh mmap'd pages each time, and page faults cost 7x the work here.
+        from concurrent.futures import ThreadPoolExecutor
+
         n = min(nthreads, len(tiles))
         with ThreadPoolExecutor(n) as ex:
             done = [ex.submit(_run_all, work, tiles[i::n]) for i in range(n)]
