@@ -22,6 +22,8 @@ from .report import FileRecord
 from .tiled import default_memory_limit, pool_file, read_header, working_set
 
 SUPPORTED = IMAGE_SUFFIXES | ARRAY_SUFFIXES
+# zlib level 4 writes photographs within 1% of level 6's size, about 25% faster.
+PNG_LEVEL = 4
 STDIO = "-"
 
 
@@ -245,9 +247,11 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
             raise UsageError("--dtype applies to array outputs; an image keeps its mode "
                              f"({img.mode}); write .npy to choose a dtype")
         rec.output_dtype = str(images.MODE_DTYPES[img.mode])
+        level = opts.compress_level
+        if level is None and out_format == "png":
+            level = PNG_LEVEL
         _write(job, opts, stdout, lambda f: images.write_image(
-            out, f, img, format=out_format, quality=opts.quality,
-            compress_level=opts.compress_level))
+            out, f, img, format=out_format, quality=opts.quality, compress_level=level))
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start
     return [rec]
@@ -268,8 +272,13 @@ def _pool_image(img: images.LoadedImage, pipe: Pipeline, opts: Options, out_form
         if not as_image and opts.dtype is not None:
             out = out.astype(opts.dtype)
         return out, timings
-    return pipe.run(img.array, axes=(0, 1), threads=opts.threads,
-                    dtype=None if as_image else opts.dtype)
+    if as_image:
+        # Pool straight into the image's dtype (rounded half to even, clipped, in cache);
+        # a 1-bit image keeps the float mean for its >= 0.5 rule.
+        target = images.MODE_DTYPES[img.mode]
+        return pipe.run(img.array, axes=(0, 1), threads=opts.threads,
+                        dtype=None if target.kind == "b" else target)
+    return pipe.run(img.array, axes=(0, 1), threads=opts.threads, dtype=opts.dtype)
 
 
 def _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
