@@ -1,13 +1,24 @@
-"""NumPy arrays on disk: .npy and .npz, never unpickled."""
+"""NumPy arrays on disk: .npy and .npz, read and written without ever unpickling."""
 
 from __future__ import annotations
 
 import io
 import os
 import zipfile
+import zlib
 from typing import BinaryIO
 
 import numpy as np
+
+from .sniff import SNIFF_BYTES, sniff_format
+
+_fmt = np.lib.format
+_PICKLED = (
+    "holds pickled Python objects (an object array), which poolcli refuses to load; "
+    "save it with a numeric dtype"
+)
+# What a damaged .npz raises from inside zipfile and zlib.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
 
 
 class ArrayReadError(Exception):
@@ -15,53 +26,133 @@ class ArrayReadError(Exception):
 
 
 def read_arrays(src: str | os.PathLike | bytes) -> dict[str, np.ndarray]:
-    """{"": array} for a .npy, {name: array} for each member of a .npz."""
-    handle = io.BytesIO(src) if isinstance(src, bytes) else src
+    """{"": array} for a .npy, {name: array} for each member of a .npz, in file order.
+
+    The format is recognised from the bytes, whatever the file is called. Object arrays
+    are refused rather than unpickled (unpickling can run arbitrary code). Raises
+    ArrayReadError for data that is not a readable .npy/.npz; an OSError from opening the
+    file is raised as it is.
+    """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        handle: BinaryIO = io.BytesIO(src)
+    else:
+        handle = open(src, "rb")  # noqa: SIM115 - closed below, after reading
+    with handle:
+        kind = sniff_format(handle.read(SNIFF_BYTES))
+        handle.seek(0)
+        if kind == "npy":
+            return {"": _read_npy(handle)}
+        if kind == "npz":
+            return _read_npz(handle)
+    raise ArrayReadError(
+        "not a .npy or .npz file (it starts with neither the NumPy nor the zip signature)"
+    )
+
+
+def _read_npy(f: BinaryIO) -> np.ndarray:
+    shape, dtype = _header(f)
+    if dtype.hasobject:
+        raise ArrayReadError(_PICKLED)
+    f.seek(0)
     try:
-        data = np.load(handle, allow_pickle=False)
+        return _fmt.read_array(f, allow_pickle=False)
     except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise ArrayReadError("holds pickled (object) data, which poolcli refuses to "
-                                 "load; save it with a numeric dtype") from None
-        raise ArrayReadError(f"not a valid .npy/.npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ArrayReadError(f"cannot be read as .npy/.npz ({e})") from None
-    if isinstance(data, np.ndarray):
-        return {"": data}
-    with data:
-        try:
-            return {name: data[name] for name in data.files}
-        except ValueError as e:
-            raise ArrayReadError(f"a member holds pickled data, which is refused ({e})") from None
-        except (OSError, zipfile.BadZipFile, EOFError) as e:
-            raise ArrayReadError(f"a member cannot be read ({e})") from None
+        raise ArrayReadError(
+            f"the .npy data are cut short or damaged; the header promises "
+            f"shape {shape} ({_one_line(e)})"
+        ) from None
 
 
-def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from a .npy header, without reading the data."""
-    with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read(f)
-        except ValueError as e:
-            raise ArrayReadError(f"not a .npy file ({e})") from None
+def _read_npz(f: BinaryIO) -> dict[str, np.ndarray]:
+    try:
+        archive = np.load(f, allow_pickle=False)
+    except (ValueError, *_ZIP_ERRORS) as e:
+        raise ArrayReadError(f"not a readable .npz (zip) archive ({_one_line(e)})") from None
+    out: dict[str, np.ndarray] = {}
+    with archive:
+        for name in archive.files:
+            try:
+                value = archive[name]
+            except ValueError as e:
+                if "pickle" in str(e).lower():
+                    raise ArrayReadError(f"member {name!r} {_PICKLED}") from None
+                raise ArrayReadError(f"member {name!r} is damaged ({_one_line(e)})") from None
+            except _ZIP_ERRORS as e:
+                raise ArrayReadError(f"member {name!r} is damaged ({_one_line(e)})") from None
+            if not isinstance(value, np.ndarray):
+                # NpzFile hands back the raw bytes of a member that is not a .npy
+                raise ArrayReadError(f"member {name!r} is not a .npy array")
+            out[name] = value
+    if not out:
+        raise ArrayReadError("the .npz holds no arrays")
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _header(f: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        version = _fmt.read_magic(f)
+        # Version 3.0 differs from 2.0 only in allowing UTF-8 in field names.
+        read = _fmt.read_array_header_1_0 if version == (1, 0) else _fmt.read_array_header_2_0
+        shape, _fortran, dtype = read(f)
+    except (ValueError, EOFError) as e:
+        raise ArrayReadError(f"not a valid .npy file ({_one_line(e)})") from None
     return tuple(shape), np.dtype(dtype)
 
 
+def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy file's header, without reading its data."""
+    with open(path, "rb") as f:
+        return _header(f)
+
+
 def open_npy_memmap(path: str | os.PathLike) -> np.memmap:
-    """A read-only memory map of a .npy file."""
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    """A read-only memory map of a .npy file (ArrayReadError if it cannot be mapped)."""
+    _shape, dtype = npy_header(path)
+    if dtype.hasobject:
+        raise ArrayReadError(_PICKLED)
+    try:
+        return _fmt.open_memmap(path, mode="r")
+    except ValueError as e:  # mmap says so when the file is shorter than its header promises
+        raise ArrayReadError(f"cannot memory-map the .npy ({_one_line(e)})") from None
 
 
 def write_npy(array: np.ndarray, dest: str | os.PathLike | BinaryIO) -> None:
+    """Write one array as .npy to a path or a binary file object (no pickling)."""
+    array = np.asarray(array)
     if isinstance(dest, (str, os.PathLike)):
         with open(dest, "wb") as f:
-            np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+            _fmt.write_array(f, array, allow_pickle=False)
     else:
-        np.lib.format.write_array(dest, np.asanyarray(array), allow_pickle=False)
+        _fmt.write_array(dest, array, allow_pickle=False)
 
 
 def write_npz(arrays: dict[str, np.ndarray], dest: str | os.PathLike | BinaryIO) -> None:
-    np.savez(dest, **arrays)
+    """Write named arrays as an uncompressed .npz to a path or a binary file object.
+
+    Unlike ``np.savez``, a path is used exactly as given (no ".npz" appended), any name
+    works (even "file"), and object arrays are refused. Also works on an unseekable stream.
+    """
+    for name, arr in arrays.items():
+        if not name:
+            raise ValueError("every array in a .npz needs a non-empty name")
+        if np.asarray(arr).dtype.hasobject:
+            raise ValueError(
+                f"array {name!r} has dtype object, which .npz cannot hold without pickling"
+            )
+    if isinstance(dest, (str, os.PathLike)):
+        with open(dest, "wb") as f:
+            _write_zip(arrays, f)
+    else:
+        _write_zip(arrays, dest)
+
+
+def _write_zip(arrays: dict[str, np.ndarray], f: BinaryIO) -> None:
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            # force_zip64: the size is not known before writing, and may pass 4 GiB
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                _fmt.write_array(member, np.asarray(arr), allow_pickle=False)
