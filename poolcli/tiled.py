@@ -22,7 +22,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .errors import PoolError
-from .io.arrays import ArrayReadError
+from .io.arrays import ArrayReadError, NpyHeader
+from .io.arrays import read_npy_header as read_header
 from .io.atomic import atomic_write
 from .pipeline import Pipeline, StageTiming
 from .plan import PoolPlan
@@ -73,28 +74,6 @@ class FileResult:
     tiled: bool
     chunks: int = 0
     stages: list[StageTiming] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class NpyHeader:
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    fortran_order: bool
-    offset: int  # bytes before the data
-
-
-def read_header(path: str | os.PathLike) -> NpyHeader:
-    """The shape, dtype and data offset of a .npy file, reading only its header."""
-    with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        except ValueError as e:
-            raise ArrayReadError(f"not a .npy file ({e})") from None
-        return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), f.tell())
 
 
 def working_set(shape: tuple[int, ...], dtype: Any, pipe: Pipeline, axes: Any = None) -> int:

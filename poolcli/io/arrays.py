@@ -6,6 +6,7 @@ import io
 import os
 import zipfile
 import zlib
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -50,7 +51,8 @@ def read_arrays(src: str | os.PathLike | bytes) -> dict[str, np.ndarray]:
 
 
 def _read_npy(f: BinaryIO) -> np.ndarray:
-    shape, dtype = _header(f)
+    head = _header(f)
+    shape, dtype = head.shape, head.dtype
     if dtype.hasobject:
         raise ArrayReadError(_PICKLED)
     f.seek(0)
@@ -92,21 +94,37 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def _header(f: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a .npy header says, and where its data start."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int
+
+
+def _header(f: BinaryIO) -> NpyHeader:
     try:
         version = _fmt.read_magic(f)
         # Version 3.0 differs from 2.0 only in allowing UTF-8 in field names.
         read = _fmt.read_array_header_1_0 if version == (1, 0) else _fmt.read_array_header_2_0
-        shape, _fortran, dtype = read(f)
+        shape, fortran, dtype = read(f)
     except (ValueError, EOFError) as e:
         raise ArrayReadError(f"not a valid .npy file ({_one_line(e)})") from None
-    return tuple(shape), np.dtype(dtype)
+    return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), f.tell())
+
+
+def read_npy_header(path: str | os.PathLike) -> NpyHeader:
+    """The header of a .npy file, without reading its data."""
+    with open(path, "rb") as f:
+        return _header(f)
 
 
 def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype from a .npy file's header, without reading its data."""
-    with open(path, "rb") as f:
-        return _header(f)
+    head = read_npy_header(path)
+    return head.shape, head.dtype
 
 
 def open_npy_memmap(path: str | os.PathLike) -> np.memmap:
