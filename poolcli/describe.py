@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .io.arrays import ArrayReadError, npy_header
+from .io.arrays import ArrayReadError, npy_header, read_arrays
 from .io.sniff import sniff_format
 from .pipeline import Pipeline, Stage
 from .pool import execute, result_dtype
@@ -46,6 +46,7 @@ class InputInfo:
 
 def describe_input(name: str) -> InputInfo:
     """Read only what is needed to know an input's shape (ValueError if it can't be read)."""
+    data = b""
     if name == "-":
         data = sys.stdin.buffer.read()
         size, handle, head = len(data), io.BytesIO(data), data[:16]
@@ -67,11 +68,13 @@ def describe_input(name: str) -> InputInfo:
             raise ValueError(str(e)) from None
         return InputInfo(name, "npy", shape, str(dtype), size)
     if fmt == "npz":
-        with np.load(handle, allow_pickle=False) as z:
-            names = z.files
-            first = z[names[0]] if names else np.zeros(0)
+        try:
+            members = read_arrays(data if name == "-" else name)
+        except ArrayReadError as e:
+            raise ValueError(str(e)) from None
+        first = next(iter(members.values()))
         return InputInfo(name, "npz", first.shape, str(first.dtype), size,
-                         members=f"; {len(names)} arrays: {', '.join(names)}")
+                         members=f"; {len(members)} arrays: {', '.join(members)}")
     if fmt is None:
         raise ValueError("not a PNG, JPEG, TIFF, BMP, WebP, GIF, .npy or .npz file")
     try:
