@@ -117,10 +117,14 @@ def plan_jobs(inputs: list[str], output: str | None, tag: str, *, recursive: boo
     if output == STDIO and many:
         raise UsageError("-o - (standard output) takes one input file; give -o a folder")
     out_dir: Path | None = None
-    if output is not None and output != STDIO and (many or Path(output).is_dir()):
+    # A trailing slash says "a folder" even for one input that does not exist yet.
+    as_folder = output is not None and output.endswith(("/", os.sep))
+    if output is not None and output != STDIO and (many or as_folder or Path(output).is_dir()):
         out_dir = Path(output)
         if out_dir.exists() and not out_dir.is_dir():
             raise UsageError(f"-o {output} is a file, but {len(pairs)} inputs need a folder")
+    # Every input, as the file system sees it: no output may land on any of them.
+    sources = {Path(src).resolve(): src for src, _ in pairs if src != STDIO}
     jobs = []
     for src, folder in pairs:
         if src == STDIO:
@@ -137,9 +141,8 @@ def plan_jobs(inputs: list[str], output: str | None, tag: str, *, recursive: boo
             rel = s.relative_to(folder) if folder is not None else Path(s.name)
             name = rel.with_suffix(SUFFIX_OF[fmt]) if fmt else rel
             dest = str(out_dir / name)
-        if dest != STDIO and Path(dest).exists() and Path(dest).resolve() == s.resolve():
-            raise UsageError(f"output {dest} is the input itself; poolcli never writes over "
-                             "an input")
+        if dest != STDIO:
+            _check_dest(Path(dest), s, sources, out_dir)
         jobs.append(Job(src, dest))
     dests = [j.dest for j in jobs if j.dest != STDIO]
     if len(set(dests)) != len(dests):
@@ -147,6 +150,17 @@ def plan_jobs(inputs: list[str], output: str | None, tag: str, *, recursive: boo
         raise UsageError(f"two inputs would both be written to {dup}; use -o with a folder "
                          "input to keep sub-folders apart")
     return jobs
+
+
+def _check_dest(dest: Path, src: Path, sources: dict[Path, str], out_dir: Path | None) -> None:
+    """Refuse an output that is an input, or that a symlink would carry out of ``out_dir``."""
+    target = dest.resolve()
+    if target in sources:
+        which = "the input itself" if target == src.resolve() else f"the input {sources[target]}"
+        raise UsageError(f"output {dest} is {which}; poolcli never writes over an input")
+    if out_dir is not None and not target.is_relative_to(out_dir.resolve()):
+        raise UsageError(f"output {dest} would be written to {target}, outside the output "
+                         f"folder {out_dir} (a symbolic link inside it points elsewhere)")
 
 
 def _out_format(job: Job, in_format: str, opts: Options) -> str:
@@ -175,6 +189,10 @@ def run_job(job: Job, pipe: Pipeline, opts: Options, *, stdin: BinaryIO | None =
         rec.error = str(e)
     except (images.ImageReadError, arrays.ArrayReadError) as e:
         rec.error = f"cannot read: {e}"
+    except UsageError as e:
+        # The options cannot apply to this kind of input: the batch stops here.
+        rec.error = str(e)
+        rec.usage_error = rec.stop = True
     except PoolError as e:
         rec.error = str(e)
         rec.usage_error = True
@@ -208,7 +226,15 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         raise images.ImageReadError("not a PNG, JPEG, TIFF, BMP, WebP, GIF, .npy or .npz file")
     out_format = _out_format(job, in_format, opts)
     if in_format in ("npy", "npz") and out_format not in ("npy", "npz"):
-        raise ValueError(f"an array cannot be written as {out_format}; use .npy or .npz")
+        raise UsageError(f"an array cannot be written as {out_format}; use .npy or .npz")
+    # Options that cannot apply are refused before any decoding.
+    if in_format not in ("npy", "npz"):
+        if opts.axes is not None and opts.axes != (0, 1):
+            raise UsageError("--axes applies to .npy/.npz inputs; images are pooled over "
+                             "height and width")
+        if opts.dtype is not None and out_format not in ("npy", "npz"):
+            raise UsageError("--dtype applies to array outputs; an image keeps its mode; "
+                             "write .npy (--format npy) to choose a dtype")
     if in_format == "npy" and data is None and out_format == "npy" and job.dest != STDIO:
         head_info = read_header(job.src)
         limit = opts.memory_limit or default_memory_limit()
@@ -226,9 +252,6 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
     img = images.read_image(src, max_pixels=opts.max_pixels)
     rec.load_seconds = time.perf_counter() - t0
-    if opts.axes is not None and opts.axes != (0, 1):
-        raise UsageError("--axes applies to .npy/.npz inputs; images are pooled over height "
-                         "and width")
     arr = img.array
     rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), (0, 1)
     t1 = time.perf_counter()
@@ -243,9 +266,6 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         else:
             _write(job, opts, stdout, lambda f: arrays.write_npz({"image": out}, f))
     else:
-        if opts.dtype is not None:
-            raise UsageError("--dtype applies to array outputs; an image keeps its mode "
-                             f"({img.mode}); write .npy to choose a dtype")
         rec.output_dtype = str(images.MODE_DTYPES[img.mode])
         level = opts.compress_level
         if level is None and out_format == "png":

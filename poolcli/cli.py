@@ -196,6 +196,7 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
     counts = [0, 0]
     usage_failures = [0]
     warned: set[str] = set()
+    stopped = False
     in_bytes = 0
     t0 = time.perf_counter()
     progress = None
@@ -215,15 +216,17 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
         progress.start()
 
     def finished(index: int, recs: list) -> bool:
-        nonlocal in_bytes
-        failed = False
+        """Count and report one job's records; True when the batch should stop."""
+        nonlocal in_bytes, stopped
+        stop = False
         for r in recs:
             in_bytes += r.input_bytes
             counts[0 if r.status == "ok" else 1] += 1
             if r.status != "ok":
-                failed = True
                 usage_failures[0] += r.usage_error
-                say("error", f"{r.input}: {r.error}")
+                if not (stopped and r.stop):  # other workers' copies of the one mistake
+                    say("error", f"{r.input}: {r.error}")
+                stop = stop or fail_fast or r.stop
             elif not quiet and r.input_shape is not None:
                 for note in _notes(pipe, r):
                     if note not in warned:
@@ -233,18 +236,18 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
                 records.append((index, r))
         if progress is not None:
             progress.update(task, advance=1)
-        return failed
+        stopped = stopped or stop
+        return stop
 
     stdin = sys.stdin.buffer if any(j.src == STDIO for j in jobs_list) else None
     stdout = sys.stdout.buffer if any(j.dest == STDIO for j in jobs_list) else None
     try:
         if workers <= 1:
             for i, job in enumerate(jobs_list):
-                if finished(i, run_job(job, pipe, opts, stdin=stdin, stdout=stdout)) \
-                        and fail_fast:
+                if finished(i, run_job(job, pipe, opts, stdin=stdin, stdout=stdout)):
                     break
         else:
-            _parallel(jobs_list, pipe, opts, workers, finished, fail_fast)
+            _parallel(jobs_list, pipe, opts, workers, finished)
     except KeyboardInterrupt:
         # Typer would exit 130 silently; outputs in flight are whole or absent (atomic).
         if progress is not None:
@@ -278,7 +281,7 @@ def _notes(pipe: Pipeline, rec) -> list[str]:
             for i, p in enumerate(plans) for n in p.notes()]
 
 
-def _parallel(jobs_list, pipe, opts, workers, finished, fail_fast) -> None:
+def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
     """Run jobs in worker processes, at most 2 per worker in flight.
 
     Processes, not threads: Pillow holds the GIL while it decodes and encodes PNG, so
@@ -317,7 +320,7 @@ def _parallel(jobs_list, pipe, opts, workers, finished, fail_fast) -> None:
                     recs = [FileRecord(jobs_list[i].src, jobs_list[i].dest, status="error",
                                        error="the worker process died (out of memory?)")]
                     stop = True
-                if finished(i, recs) and fail_fast:
+                if finished(i, recs):
                     stop = True
     finally:
         ex.shutdown(wait=True, cancel_futures=True)

@@ -33,6 +33,7 @@ class FileRecord:
     seconds: float = 0.0
     input_bytes: int = 0  # for throughput; not in the JSON document
     usage_error: bool = False  # the options cannot apply to this input (exit status 2)
+    stop: bool = False  # ... nor to any input like it: the batch stops
 
     def as_json(self) -> dict[str, Any]:
         return {
