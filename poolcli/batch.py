@@ -53,11 +53,16 @@ class Options:
 
 def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:
     """Supported files under ``folder`` in a stable order; symlinked folders are followed
-    once each, so a link loop ends."""
+    once each, so a link loop ends.
+
+    The real tree comes first and linked folders after it, so a folder reachable both
+    directly and through a link is found (and mirrored) under its real name.
+    """
     seen: set[str] = set()
     stack = [folder]
-    while stack:
-        d = stack.pop()
+    links: list[Path] = []
+    while stack or links:
+        d = stack.pop() if stack else links.pop(0)
         real = os.path.realpath(d)
         if real in seen:
             continue
@@ -72,7 +77,7 @@ def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:
                 continue
             if e.is_dir():
                 if recursive:
-                    subdirs.append(Path(e.path))
+                    (links if e.is_symlink() else subdirs).append(Path(e.path))
             elif Path(e.name).suffix.lower() in SUPPORTED and (
                     pattern is None or fnmatch.fnmatch(e.name, pattern)):
                 yield Path(e.path)
@@ -306,10 +311,11 @@ def _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
     rec.load_seconds = time.perf_counter() - t0
     results: dict[str, np.ndarray] = {}
     records = []
+    base = rec.input
     for name, arr in members.items():
         r = rec if not records else FileRecord(input=rec.input, output=rec.output)
         if name:
-            r.input = f"{rec.input}[{name}]"
+            r.input = f"{base}[{name}]"
         if arr.ndim == 0:
             raise PoolError(f"array {name or ''} is 0-d (a scalar); there is nothing to pool"
                             .replace("array  ", "array "))
