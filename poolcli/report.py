@@ -6,11 +6,12 @@ import json
 import resource
 import sys
 from dataclasses import dataclass, field
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from .pipeline import StageTiming
+
+if TYPE_CHECKING:  # Rich loads only when a table is drawn: workers and pipes never need it
+    from rich.table import Table
 
 
 @dataclass
@@ -96,6 +97,8 @@ def _shape(t: tuple[int, ...] | None) -> str:
 
 def table(records: list[FileRecord], summary: Summary) -> Table:
     """A Rich table: one row per file with a line per stage, and the total as its caption."""
+    from rich.table import Table
+
     t = Table(header_style="bold", caption_justify="left")
     t.add_column("file", overflow="fold", min_width=16)
     t.add_column("shape in -> out", no_wrap=True)
