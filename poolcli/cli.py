@@ -12,9 +12,44 @@ import click
 import typer
 
 from . import __version__
+from .cli_options import (
+    Axes,
+    Ceil,
+    Compress,
+    CountPad,
+    Dilation,
+    Divisor,
+    DType,
+    FailFast,
+    Format,
+    Glob,
+    Global,
+    IgnoreNan,
+    Inputs,
+    Jobs,
+    Kernel,
+    MemLimit,
+    Norm,
+    Output,
+    OutSize,
+    Overwrite,
+    Padding,
+    PipeFile,
+    Premult,
+    Quality,
+    Quiet,
+    Recursive,
+    Report,
+    ReportFile,
+    Stride,
+    make_options,
+    make_stage,
+    parse_axes,
+    parse_ints,
+)
 from .errors import PoolError, UsageError
 from .kernels import KINDS
-from .pipeline import Pipeline, Stage
+from .pipeline import Pipeline
 
 # Rich, Pillow and the batch machinery are imported where they are used: `poolcli
 # --version` and `--help` should start as fast as importing NumPy, Pillow and Typer.
@@ -35,144 +70,22 @@ def _stderr_console():
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
+
+# "\b" keeps Click from re-wrapping the example lines.
 EPILOG = (
-    "Examples:\n\n"
-    "  poolcli max photo.png -k 2 -s 2                 writes photo.max.png\n\n"
-    "  poolcli avg photos/ -r -o small/ -j 4           a folder, mirrored under small/\n\n"
-    "  poolcli run 'max:k=3,s=2,p=1 | avg:k=2' a.npy   a pipeline\n\n"
-    "  cat a.png | poolcli max - -k 2 -o - | poolcli info -\n\n"
-    "  poolcli plan 'max:k=3,s=2,p=1' --shape 224x224x3"
+    "Examples:\n\n\b\n"
+    "  poolcli max photo.png -k 2 -s 2              writes photo.max.png beside it\n"
+    "  poolcli avg photos/ -r -o small/ -j 4        a folder tree, mirrored under small/\n"
+    "  poolcli run 'max:k=3,s=2,p=1 | avg:k=2' a.npy\n"
+    "  cat a.png | poolcli max - -k 2 -o - | poolcli info -\n"
+    "  poolcli plan 'max:k=3,s=2,p=1' --shape 224x224x3\n"
+    "  poolcli max scan.npy --axes 0,1 --report json\n\n"
+    "Exit status: 0 done, 1 some inputs failed, 2 usage error, 130 interrupted."
 )
 app = typer.Typer(name="poolcli", help="Pool images and N-d arrays: max, min, avg, sum, l2, "
                   "lp, median and mode pooling.", epilog=EPILOG, no_args_is_help=True,
                   add_completion=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]})
-
-# --- option values -----------------------------------------------------------------------
-
-
-def _ints(option: str, text: str | None, sep: str = "x") -> int | tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        vals = tuple(int(v) for v in text.lower().replace(",", sep).split(sep))
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is not understood; use an int or a list like "
-                         f"3{sep}2") from None
-    return vals[0] if len(vals) == 1 else vals
-
-
-def _padding(text: str | None) -> Any:
-    if text is None:
-        return None
-    if text.lower() in ("same", "valid"):
-        return text.lower()
-    return _ints("--padding", text)
-
-
-def _stage(kind: str, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
-           divisor, norm, axes, output_size, global_, ignore_nan) -> Stage:
-    opts: dict[str, Any] = {}
-    if global_ and output_size:
-        raise UsageError("--global and --output-size both set the output size; give one")
-    out_size = 1 if global_ else _ints("--output-size", output_size)
-    if out_size is not None:
-        opts["output_size"] = out_size
-    else:
-        opts["kernel"] = _ints("--kernel", kernel)
-        for key, val in (("stride", _ints("--stride", stride)), ("padding", _padding(padding)),
-                         ("dilation", _ints("--dilation", dilation))):
-            if val is not None:
-                opts[key] = val
-        if ceil_mode:
-            opts["ceil_mode"] = True
-    for key, val in (("count_include_pad", count_include_pad), ("divisor_override", divisor),
-                     ("norm", norm)):
-        if val is not None:
-            opts[key] = val
-    if ignore_nan:
-        opts["ignore_nan"] = True
-    return Stage(kind, opts)
-
-
-def _options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level, memory_limit,
-             jobs):
-    import numpy as np
-
-    from .batch import Options
-    from .io.sniff import normalise_format
-    from .tiled import parse_size
-
-    if dtype is not None:
-        try:
-            if np.dtype(dtype).kind not in "biuf":
-                raise TypeError
-        except TypeError:
-            raise UsageError(f"--dtype {dtype!r} is not a bool, integer or float dtype; use "
-                             "e.g. uint8, float32") from None
-    if fmt is not None and normalise_format(fmt) is None:
-        raise UsageError(f"--format {fmt!r} is not known; use png, jpg, tiff, bmp, webp, gif, "
-                         "npy or npz")
-    if quality is not None and not 1 <= quality <= 100:
-        raise UsageError(f"--quality {quality} is out of range; use 1..100")
-    if compress_level is not None and not 0 <= compress_level <= 9:
-        raise UsageError(f"--compress-level {compress_level} is out of range; use 0..9")
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs {jobs} must be >= 1")
-    ax = _ints("--axes", axes, sep=",")
-    return Options(axes=(ax,) if isinstance(ax, int) else ax, dtype=dtype,
-                   format=normalise_format(fmt) if fmt else None, overwrite=overwrite,
-                   premultiply=premultiply, quality=quality, compress_level=compress_level,
-                   memory_limit=parse_size(memory_limit) if memory_limit else None)
-
-
-# --- shared options, declared once -------------------------------------------------------
-
-Inputs = Annotated[list[str], typer.Argument(help="image or .npy/.npz files, folders, or - "
-                                             "for standard input", show_default=False)]
-Kernel = Annotated[str, typer.Option("-k", "--kernel", help="window: 2, or 3x2 per axis")]
-Stride = Annotated[str | None, typer.Option("-s", "--stride", help="step (default: kernel)")]
-Padding = Annotated[str | None, typer.Option("-p", "--padding", help="1, 1x0, same or valid")]
-Dilation = Annotated[str | None, typer.Option("-d", "--dilation", help="gap between cells")]
-Ceil = Annotated[bool, typer.Option("--ceil-mode", help="ceil instead of floor (PyTorch)")]
-CountPad = Annotated[bool | None, typer.Option(
-    "--count-include-pad/--no-count-include-pad", help="padded zeros count in avg/l2",
-    show_default=False)]
-Divisor = Annotated[float | None, typer.Option("--divisor", help="avg's divisor instead of "
-                                               "the cell count")]
-Norm = Annotated[float | None, typer.Option("--norm", help="p for lp (default 2)")]
-Axes = Annotated[str | None, typer.Option("--axes", help="pooled axes of arrays, e.g. 0,1")]
-OutSize = Annotated[str | None, typer.Option("--output-size", help="adaptive: 7x7 windows")]
-Global = Annotated[bool, typer.Option("--global", help="one window per axis (global pooling)")]
-IgnoreNan = Annotated[bool, typer.Option("--ignore-nan", help="skip NaN cells")]
-
-Output = Annotated[str | None, typer.Option("-o", "--output", help="a file for one input, a "
-                                            "folder for many, - for standard output")]
-Format = Annotated[str | None, typer.Option("--format", help="png, jpg, tiff, bmp, webp, gif, "
-                                            "npy, npz")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
-DType = Annotated[str | None, typer.Option("--dtype", help="output dtype of arrays")]
-Jobs = Annotated[int | None, typer.Option("-j", "--jobs", help="files at once (default: all "
-                                          "cores)")]
-Report = Annotated[str | None, typer.Option(
-    "--report", help="table, json or none (default: table on a terminal, else none)")]
-ReportFile = Annotated[Path | None, typer.Option("--report-file", help="write the JSON "
-                                                 "report here")]
-Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="no progress, warnings or table")]
-FailFast = Annotated[bool, typer.Option("--fail-fast", help="stop at the first failed input")]
-MemLimit = Annotated[str | None, typer.Option(
-    "--memory-limit", help="e.g. 512MB; larger .npy files are pooled in chunks (default: a "
-    "quarter of RAM)")]
-Recursive = Annotated[bool, typer.Option("-r", "--recursive", help="search folders' "
-                                         "sub-folders")]
-Glob = Annotated[str | None, typer.Option("--glob", help="only files matching, e.g. '*.png'")]
-Premult = Annotated[bool, typer.Option("--premultiply/--no-premultiply",
-                                       help="avg weights colour by alpha")]
-Quality = Annotated[int | None, typer.Option("--quality", help="JPEG/WebP quality 1-100 "
-                                             "(default 90; WebP lossless when unset)")]
-Compress = Annotated[int | None, typer.Option("--compress-level", help="PNG zlib level 0-9; "
-                                              "1 is fast")]
-
 
 def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs, report,
            report_file, quiet, fail_fast, memory_limit, recursive, glob, axes, premultiply,
@@ -183,7 +96,7 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
 
     if report not in (None, "table", "json", "none"):
         raise UsageError(f"--report {report!r} is not known; use table, json or none")
-    opts = _options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level,
+    opts = make_options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level,
                     memory_limit, jobs)
     jobs_list = plan_jobs(inputs, output, tag, recursive=recursive, pattern=glob,
                           fmt=opts.format)
@@ -330,7 +243,7 @@ def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
 
 
 def _kind_command(kind: str):
-    def command(inputs: Inputs, kernel: Kernel = "2", stride: Stride = None,
+    def command(inputs: Inputs, kernel: Kernel = None, stride: Stride = None,
                 padding: Padding = None, dilation: Dilation = None, ceil_mode: Ceil = False,
                 count_include_pad: CountPad = None, divisor: Divisor = None,
                 norm: Norm = None, axes: Axes = None, output_size: OutSize = None,
@@ -342,8 +255,8 @@ def _kind_command(kind: str):
                 recursive: Recursive = False, glob: Glob = None,
                 premultiply: Premult = True, quality: Quality = None,
                 compress_level: Compress = None) -> None:
-        stage = _stage(kind, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
-                       divisor, norm, None, output_size, global_, ignore_nan)
+        stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
+                           count_include_pad, divisor, norm, output_size, global_, ignore_nan)
         raise typer.Exit(_batch(Pipeline([stage]), kind, inputs, output, format, overwrite,
                                 dtype, jobs, report, report_file, quiet, fail_fast,
                                 memory_limit, recursive, glob, axes, premultiply, quality,
@@ -364,13 +277,10 @@ def _pipeline(text: str | None, pipeline_file: Path | None) -> Pipeline:
     return Pipeline.parse(text)
 
 
-PipeFile = Annotated[Path | None, typer.Option("--pipeline-file", help="a TOML pipeline "
-                                               "([[stage]] tables)")]
-
-
 @app.command(epilog=EPILOG)
-def run(args: Annotated[list[str], typer.Argument(help="PIPELINE then INPUT... (only INPUT... "
-                                                  "with --pipeline-file)", show_default=False)],
+def run(args: Annotated[list[str], typer.Argument(
+            help="PIPELINE then INPUT... (only INPUT... with --pipeline-file)",
+            metavar="PIPELINE INPUT", show_default=False)],
         pipeline_file: PipeFile = None, output: Output = None, format: Format = None,
         overwrite: Overwrite = False, dtype: DType = None, jobs: Jobs = None,
         report: Report = None, report_file: ReportFile = None, quiet: Quiet = False,
@@ -387,20 +297,23 @@ def run(args: Annotated[list[str], typer.Argument(help="PIPELINE then INPUT... (
 
 
 @app.command(epilog=EPILOG)
-def plan(args: Annotated[list[str], typer.Argument(help="PIPELINE [INPUT]", show_default=False)],
-         shape: Annotated[str | None, typer.Option("--shape", help="e.g. 224x224x3")] = None,
+def plan(args: Annotated[list[str], typer.Argument(
+             help="PIPELINE, then an INPUT file unless --shape is given",
+             metavar="PIPELINE [INPUT]", show_default=False)],
+         shape: Annotated[str | None, typer.Option(
+             "--shape", metavar="224x224x3",
+             help="plan for this shape; HxWxC with C <= 4 is an image (pools H, W)")] = None,
          axes: Axes = None, pipeline_file: PipeFile = None) -> None:
     """Shapes after each stage and the arithmetic per axis; no data is processed."""
     from .describe import describe_input, plan_text
 
     text, rest = (None, args) if pipeline_file else (args[0] if args else None, args[1:])
     pipe = _pipeline(text, pipeline_file)
-    ax = _ints("--axes", axes, sep=",")
-    ax = (ax,) if isinstance(ax, int) else ax
+    ax = parse_axes(axes)
     if shape is not None and rest:
         raise UsageError("give either --shape or an INPUT, not both")
     if shape is not None:
-        dims = _ints("--shape", shape)
+        dims = parse_ints("--shape", shape)
         dims = (dims,) if isinstance(dims, int) else dims
         if ax is None and len(dims) == 3 and dims[2] <= 4:
             ax = (0, 1)
@@ -434,7 +347,7 @@ def info(inputs: Inputs) -> None:
 
 @app.command()
 def bench(shape: Annotated[str, typer.Option("--shape", help="array shape")] = "4096x4096",
-          kind: Annotated[str, typer.Option("--kind")] = "max", kernel: Kernel = "2",
+          kind: Annotated[str, typer.Option("--kind")] = "max", kernel: Kernel = None,
           stride: Stride = None, padding: Padding = None,
           dtype: Annotated[str, typer.Option("--dtype")] = "float32",
           repeat: Annotated[int, typer.Option("--repeat", help="timed runs")] = 7,
@@ -442,9 +355,8 @@ def bench(shape: Annotated[str, typer.Option("--shape", help="array shape")] = "
     """Time the core on synthetic data: median ms and the ratio to copying the input."""
     from .describe import bench_text
 
-    dims = _ints("--shape", shape)
-    stage = _stage(kind, kernel, stride, padding, None, False, None, None, None, None, None,
-                   False, False)
+    dims = parse_ints("--shape", shape)
+    stage = make_stage(kind, kernel, stride, padding)
     if repeat < 1:
         raise UsageError(f"--repeat {repeat} must be >= 1")
     print(bench_text(stage, (dims,) if isinstance(dims, int) else dims, dtype, repeat,

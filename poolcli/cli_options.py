@@ -1,0 +1,183 @@
+"""The command line's options, declared once and shared by every command, and their values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .errors import UsageError
+from .pipeline import Stage
+
+if TYPE_CHECKING:
+    from .batch import Options
+
+# --- option values -----------------------------------------------------------------------
+
+
+def parse_ints(option: str, text: str | None, sep: str = "x") -> int | tuple[int, ...] | None:
+    """``"3"`` -> 3, ``"3x2"`` -> (3, 2) (``sep`` or a comma between values); None stays."""
+    if text is None:
+        return None
+    try:
+        vals = tuple(int(v) for v in text.lower().replace(",", sep).split(sep))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not understood; use an int or a list like "
+                         f"3{sep}2") from None
+    return vals[0] if len(vals) == 1 else vals
+
+
+def parse_axes(text: str | None) -> tuple[int, ...] | None:
+    ax = parse_ints("--axes", text, sep=",")
+    return (ax,) if isinstance(ax, int) else ax
+
+
+def parse_padding(text: str | None) -> Any:
+    if text is None:
+        return None
+    if text.lower() in ("same", "valid"):
+        return text.lower()
+    return parse_ints("--padding", text)
+
+
+def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
+               padding: str | None = None, dilation: str | None = None,
+               ceil_mode: bool = False, count_include_pad: bool | None = None,
+               divisor: float | None = None, norm: float | None = None,
+               output_size: str | None = None, global_: bool = False,
+               ignore_nan: bool = False) -> Stage:
+    """One pipeline stage from a KIND command's stage options (PoolError if they clash)."""
+    opts: dict[str, Any] = {}
+    if global_ and output_size:
+        raise UsageError("--global and --output-size both set the output size; give one")
+    out_size = 1 if global_ else parse_ints("--output-size", output_size)
+    if out_size is not None:
+        given = [name for name, val in (("-k", kernel), ("-s", stride), ("-p", padding),
+                                        ("-d", dilation), ("--ceil-mode", ceil_mode or None))
+                 if val is not None]
+        if given:
+            what = "--global" if global_ else "--output-size"
+            raise UsageError(f"{what} chooses the windows itself (adaptive pooling); drop "
+                             f"{', '.join(given)}")
+        opts["output_size"] = out_size
+    else:
+        opts["kernel"] = parse_ints("--kernel", kernel) if kernel is not None else 2
+        for key, val in (("stride", parse_ints("--stride", stride)),
+                         ("padding", parse_padding(padding)),
+                         ("dilation", parse_ints("--dilation", dilation))):
+            if val is not None:
+                opts[key] = val
+        if ceil_mode:
+            opts["ceil_mode"] = True
+    for key, val in (("count_include_pad", count_include_pad), ("divisor_override", divisor),
+                     ("norm", norm)):
+        if val is not None:
+            opts[key] = val
+    if ignore_nan:
+        opts["ignore_nan"] = True
+    return Stage(kind, opts)
+
+
+def make_options(axes: str | None, dtype: str | None, fmt: str | None, overwrite: bool,
+                 premultiply: bool, quality: int | None, compress_level: int | None,
+                 memory_limit: str | None, jobs: int | None) -> Options:
+    """The output options shared by every job of a run, checked (UsageError)."""
+    import numpy as np
+
+    from .batch import Options
+    from .io.sniff import normalise_format
+    from .tiled import parse_size
+
+    if dtype is not None:
+        try:
+            if np.dtype(dtype).kind not in "biuf":
+                raise TypeError
+        except TypeError:
+            raise UsageError(f"--dtype {dtype!r} is not a bool, integer or float dtype; use "
+                             "e.g. uint8, float32") from None
+    if fmt is not None and normalise_format(fmt) is None:
+        raise UsageError(f"--format {fmt!r} is not known; use png, jpg, tiff, bmp, webp, gif, "
+                         "npy or npz")
+    if quality is not None and not 1 <= quality <= 100:
+        raise UsageError(f"--quality {quality} is out of range; use 1..100")
+    if compress_level is not None and not 0 <= compress_level <= 9:
+        raise UsageError(f"--compress-level {compress_level} is out of range; use 0..9")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs {jobs} must be >= 1")
+    return Options(axes=parse_axes(axes), dtype=dtype,
+                   format=normalise_format(fmt) if fmt else None, overwrite=overwrite,
+                   premultiply=premultiply, quality=quality, compress_level=compress_level,
+                   memory_limit=parse_size(memory_limit) if memory_limit else None)
+
+
+# --- shared options, declared once -------------------------------------------------------
+
+
+def _opt(*names: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
+    return typer.Option(*names, help=help, metavar=metavar, show_default=False, **kw)
+
+
+Inputs = Annotated[list[str], typer.Argument(
+    help="image or .npy/.npz files, folders, or - for standard input", metavar="INPUT",
+    show_default=False)]
+
+# stage options
+Kernel = Annotated[str | None, _opt("-k", "--kernel", metavar="K",
+                                    help="window: 2, or 3x2 per axis (default 2)")]
+Stride = Annotated[str | None, _opt("-s", "--stride", metavar="S",
+                                    help="step: 2 or 2x1 (default: the kernel)")]
+Padding = Annotated[str | None, _opt("-p", "--padding", metavar="P",
+                                     help="1, 1x0, same or valid (default 0)")]
+Dilation = Annotated[str | None, _opt("-d", "--dilation", metavar="D",
+                                      help="spacing of a window's cells (default 1)")]
+Ceil = Annotated[bool, _opt("--ceil-mode", help="ceil instead of floor: keep a last partial "
+                            "window (PyTorch)")]
+CountPad = Annotated[bool | None, _opt(
+    "--count-include-pad/--no-count-include-pad",
+    help="padded zeros count in avg/l2 (default: yes, but not with -p same)")]
+Divisor = Annotated[float | None, _opt("--divisor", metavar="X",
+                                       help="avg divides by X instead of the cell count")]
+Norm = Annotated[float | None, _opt("--norm", metavar="P", help="p of lp (default 2)")]
+Axes = Annotated[str | None, _opt("--axes", metavar="0,1",
+                                  help="pooled axes of arrays (default: the last two)")]
+OutSize = Annotated[str | None, _opt("--output-size", metavar="7x7",
+                                     help="adaptive pooling to this size")]
+Global = Annotated[bool, _opt("--global", help="one window per axis (global pooling)")]
+IgnoreNan = Annotated[bool, _opt("--ignore-nan", help="skip NaN cells")]
+
+# output options
+Output = Annotated[str | None, _opt(
+    "-o", "--output", metavar="PATH",
+    help="a file for one input, a folder for many (or ending in /), - for standard output; "
+    "default: beside each input as NAME.KIND.EXT")]
+Format = Annotated[str | None, _opt("--format", metavar="FMT",
+                                    help="png, jpg, tiff, bmp, webp, gif, npy or npz "
+                                    "(default: the output's suffix, else the input's)")]
+Overwrite = Annotated[bool, _opt("--overwrite", help="replace existing outputs (never inputs)")]
+DType = Annotated[str | None, _opt("--dtype", metavar="DTYPE",
+                                   help="dtype of array outputs, e.g. float32")]
+Jobs = Annotated[int | None, _opt("-j", "--jobs", metavar="N",
+                                  help="files at once (default: all cores)")]
+Report = Annotated[str | None, _opt(
+    "--report", metavar="table|json|none",
+    help="on standard error (default: table on a terminal, else none)")]
+ReportFile = Annotated[Path | None, _opt("--report-file", metavar="PATH",
+                                         help="write the JSON report here")]
+Quiet = Annotated[bool, _opt("-q", "--quiet", help="no progress, warnings or table")]
+FailFast = Annotated[bool, _opt("--fail-fast", help="stop at the first failed input")]
+MemLimit = Annotated[str | None, _opt(
+    "--memory-limit", metavar="SIZE",
+    help="e.g. 512MB, 2GiB; a larger .npy is pooled in chunks (default: a quarter of RAM)")]
+Recursive = Annotated[bool, _opt("-r", "--recursive", help="search folders' sub-folders")]
+Glob = Annotated[str | None, _opt("--glob", metavar="PATTERN",
+                                  help="only files whose names match, e.g. '*.png'")]
+Premult = Annotated[bool, _opt("--premultiply/--no-premultiply",
+                               help="avg weights colour by alpha (default: yes)")]
+Quality = Annotated[int | None, _opt("--quality", metavar="1-100",
+                                     help="JPEG/WebP quality (default 90; WebP lossless when "
+                                     "unset)")]
+Compress = Annotated[int | None, _opt("--compress-level", metavar="0-9",
+                                      help="PNG zlib level (default 4; 1 is fast)")]
+PipeFile = Annotated[Path | None, _opt("--pipeline-file", metavar="TOML",
+                                       help="a pipeline file of [[stage]] tables")]
