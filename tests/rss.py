@@ -1,4 +1,5 @@
-"""Peak resident memory of a real child process, measured from a fresh wrapper process.
+"""Helpers for memory tests: a large .npy made without holding it, and the peak RSS of a
+real child process.
 
 RUSAGE_CHILDREN reports the largest child a process has waited for, so the measurement
 runs in a wrapper whose only child is the command under test.
@@ -6,6 +7,8 @@ runs in a wrapper whose only child is the command under test.
 
 import subprocess
 import sys
+
+import numpy as np
 
 _WRAPPER = (
     "import resource, subprocess, sys\n"
@@ -22,3 +25,13 @@ def peak_rss(cmd: list[str], **kwargs) -> int:
     if out.returncode != 0:
         raise AssertionError(f"{cmd} failed ({out.returncode}): {out.stderr[-2000:]}")
     return int(out.stdout.split()[-1])
+
+
+def make_big_npy(path, rows: int = 16384, cols: int = 16384) -> None:
+    """A float32 .npy of random normals (1 GiB by default), written a band at a time."""
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, cols))
+    for r in range(0, rows, 2048):
+        n = min(2048, rows - r)
+        arr[r:r + n] = np.random.default_rng(r).standard_normal((n, cols), dtype=np.float32)
+    arr.flush()
+    del arr

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from rss import peak_rss
+from rss import make_big_npy, peak_rss
 
 from poolcli import pool
 
@@ -15,11 +15,7 @@ EXE = [sys.executable, "-m", "poolcli"]
 @pytest.mark.slow
 def test_cli_pools_a_1gb_npy_within_a_128mb_limit(tmp_path):
     src = tmp_path / "big.npy"
-    arr = np.lib.format.open_memmap(src, mode="w+", dtype=np.float32, shape=(16384, 16384))
-    for r in range(0, 16384, 2048):
-        arr[r:r + 2048] = np.random.default_rng(r).standard_normal((2048, 16384))
-    arr.flush()
-    del arr
+    make_big_npy(src)
     peak = peak_rss([*EXE, "max", str(src), "-k", "3", "-s", "2", "-p", "1",
                      "--memory-limit", "128MB", "-o", str(tmp_path / "out.npy"), "-q"])
     assert peak < 300 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB"

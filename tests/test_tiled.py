@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from rss import peak_rss
+from rss import make_big_npy, peak_rss
 
 from poolcli import Pipeline, PoolError, pool
 from poolcli.io.arrays import ArrayReadError
@@ -94,11 +94,7 @@ def test_working_set_counts_input_and_largest_neighbouring_output():
 def test_peak_rss_of_a_1gb_file_with_a_128mb_limit(tmp_path):
     """The real process's peak RSS stays far below the file's size."""
     src = tmp_path / "big.npy"
-    arr = np.lib.format.open_memmap(src, mode="w+", dtype=np.float32, shape=(16384, 16384))
-    for r in range(0, 16384, 1024):
-        arr[r:r + 1024] = np.random.default_rng(r).standard_normal((1024, 16384))
-    arr.flush()
-    del arr
+    make_big_npy(src)
     code = ("from poolcli import Pipeline\nfrom poolcli.tiled import pool_file\n"
             f"pool_file({str(src)!r}, {str(tmp_path / 'out.npy')!r}, "
             "Pipeline.parse('max:k=3,s=2,p=1'), memory_limit='128MB')\n")
