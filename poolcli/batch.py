@@ -18,7 +18,7 @@ from .io import arrays, images
 from .io.atomic import atomic_write
 from .io.sniff import ARRAY_SUFFIXES, IMAGE_SUFFIXES, SUFFIX_OF, format_from_suffix, sniff_format
 from .pipeline import Pipeline, StageTiming
-from .report import FileRecord
+from .report import FileRecord, peak_rss_bytes
 from .tiled import default_memory_limit, pool_file, read_header, working_set
 
 SUPPORTED = IMAGE_SUFFIXES | ARRAY_SUFFIXES
@@ -184,7 +184,17 @@ def run_job(job: Job, pipe: Pipeline, opts: Options, *, stdin: BinaryIO | None =
 
     Usage errors (a pipeline that cannot fit this input is the input's failure, not a
     usage error) and I/O errors never escape as exceptions, except KeyboardInterrupt.
+    Each record carries the process that did the work and its peak RSS so far.
     """
+    recs = _run_job(job, pipe, opts, stdin, stdout)
+    pid, peak = os.getpid(), peak_rss_bytes()
+    for r in recs:
+        r.pid, r.process_peak_rss = pid, peak
+    return recs
+
+
+def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
+             stdout: BinaryIO | None) -> list[FileRecord]:
     t_start = time.perf_counter()
     rec = FileRecord(input="<stdin>" if job.src == STDIO else job.src,
                      output="<stdout>" if job.dest == STDIO else job.dest)

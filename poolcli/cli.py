@@ -71,6 +71,8 @@ def _stderr_console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+TABLE_ROWS = 20  # rows of the default report table on a terminal
+
 # "\b" keeps Click from re-wrapping the example lines.
 EPILOG = (
     "Examples:\n\n\b\n"
@@ -105,6 +107,7 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
     opts = Options(**{**opts.__dict__, "threads": 1 if workers > 1 else None})
     mode = report or ("table" if sys.stderr.isatty() else "none")
     keep = mode != "none" or report_file is not None
+    worker_peak = [0]  # the largest peak RSS a worker process reported
     records: list[tuple[int, Any]] = []
     counts = [0, 0]
     usage_failures = [0]
@@ -145,6 +148,8 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
                     if note not in warned:
                         warned.add(note)
                         say("warning", f"{note} ({r.input})")
+            if r.pid not in (0, os.getpid()):
+                worker_peak[0] = max(worker_peak[0], r.process_peak_rss)
             if keep:
                 records.append((index, r))
         if progress is not None:
@@ -170,7 +175,8 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
     finally:
         if progress is not None:
             progress.stop()
-    summary = Summary.of((counts[0], counts[1]), time.perf_counter() - t0, in_bytes)
+    summary = Summary.of((counts[0], counts[1]), time.perf_counter() - t0, in_bytes,
+                         worker_peak[0], workers if worker_peak[0] else 0)
     ordered = [r for _, r in sorted(records, key=lambda p: p[0])]
     if report_file is not None or mode == "json":
         doc = json_document([r.as_json() for r in ordered], summary)
@@ -179,7 +185,9 @@ def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs
         elif mode == "json":
             sys.stderr.write(doc + "\n")
     if mode == "table" and not quiet:
-        _stderr_console().print(table(ordered, summary))
+        # The default table of a long batch is cut short; --report table asks for every row.
+        _stderr_console().print(table(ordered, summary,
+                                      max_rows=None if report == "table" else TABLE_ROWS))
     if usage_failures[0]:
         return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
     return 1 if counts[1] else 0

@@ -35,6 +35,8 @@ class FileRecord:
     input_bytes: int = 0  # for throughput; not in the JSON document
     usage_error: bool = False  # the options cannot apply to this input (exit status 2)
     stop: bool = False  # ... nor to any input like it: the batch stops
+    pid: int = 0  # the process that did the work, and its peak RSS then (-j workers)
+    process_peak_rss: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -71,9 +73,13 @@ class Summary:
     input_bytes: int
 
     @classmethod
-    def of(cls, counts: tuple[int, int], seconds: float, input_bytes: int) -> Summary:
+    def of(cls, counts: tuple[int, int], seconds: float, input_bytes: int,
+           worker_peak: int = 0, workers: int = 0) -> Summary:
+        """The run's summary. With worker processes, peak RSS is this process's peak plus
+        ``workers`` times the largest peak a worker reached (a bound on their sum)."""
         ok, failed = counts
-        return cls(ok + failed, ok, failed, seconds, peak_rss_bytes(), input_bytes)
+        peak = peak_rss_bytes() + workers * worker_peak
+        return cls(ok + failed, ok, failed, seconds, peak, input_bytes)
 
     def as_json(self) -> dict[str, Any]:
         return {"files": self.files, "ok": self.ok, "failed": self.failed,
@@ -95,8 +101,13 @@ def _shape(t: tuple[int, ...] | None) -> str:
     return "" if t is None else "x".join(map(str, t))
 
 
-def table(records: list[FileRecord], summary: Summary) -> Table:
-    """A Rich table: one row per file with a line per stage, and the total as its caption."""
+def table(records: list[FileRecord], summary: Summary, max_rows: int | None = None) -> Table:
+    """A Rich table: one row per file with a line per stage, and the total as its caption.
+
+    With ``max_rows``, a long batch shows its failures and then its first files up to that
+    many rows, and one row saying how many more there were.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(header_style="bold", caption_justify="left")
@@ -105,16 +116,25 @@ def table(records: list[FileRecord], summary: Summary) -> Table:
     t.add_column("stages", no_wrap=True)
     for col in ("load", "pool", "save"):
         t.add_column(col, justify="right", no_wrap=True)
-    for r in records:
+    shown = list(records)
+    if max_rows is not None and len(shown) > max_rows:
+        # every failure (up to the limit), then the first files, in their own order
+        picked = set(([id(r) for r in shown if r.status != "ok"]
+                      + [id(r) for r in shown if r.status == "ok"])[:max(max_rows - 1, 1)])
+        shown = [r for r in shown if id(r) in picked]
+    for r in shown:
+        # file names are text, not markup: "a.npz[image]" must keep its brackets
         if r.status != "ok":
-            t.add_row(r.input, "[red]failed[/red] (reported above)", "", "", "", "")
+            t.add_row(escape(r.input), "[red]failed[/red] (reported above)", "", "", "", "")
             continue
-        stages = "\n".join(f"{s.stage} -> {_shape(s.output_shape)}  {s.seconds * 1e3:.1f} ms"
-                           for s in r.stages)
-        t.add_row(f"{r.input}\n-> {r.output}",
+        stages = "\n".join(f"{escape(s.stage)} -> {_shape(s.output_shape)}  "
+                           f"{s.seconds * 1e3:.1f} ms" for s in r.stages)
+        t.add_row(escape(f"{r.input}\n-> {r.output}"),
                   f"{_shape(r.input_shape)} {r.input_dtype}\n"
                   f"{_shape(r.output_shape)} {r.output_dtype}",
                   stages, _ms(r.load_seconds), _ms(r.pool_seconds), _ms(r.save_seconds))
+    if len(shown) < len(records):
+        t.add_row(f"... {len(records) - len(shown)} more files", "", "", "", "", "")
     t.caption = (f"{summary.ok} ok, {summary.failed} failed in {summary.seconds:.2f} s; "
                  f"{summary.throughput()}; peak RSS {summary.peak_rss_bytes / 2**20:.0f} MiB")
     return t

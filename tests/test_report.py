@@ -82,3 +82,34 @@ def test_table_shows_shapes_stages_times_and_failures():
     assert "15.6 ms" in text  # pool time
     assert "in/bad.png" in text and "failed (reported above)" in text
     assert "1 ok, 1 failed in 0.50 s; 4.0 files/s" in text and "peak RSS 90 MiB" in text
+
+
+def test_file_names_are_text_not_markup():
+    rec = ok_record()
+    rec.input, rec.output = "in/z.npz[image]", "out/[bold]z.npz"
+    console = Console(width=200, record=True, color_system=None)
+    console.print(table([rec], Summary(1, 1, 0, 0.1, 2**20, 10)))
+    text = console.export_text()
+    assert "in/z.npz[image]" in text and "-> out/[bold]z.npz" in text
+
+
+def test_a_long_table_keeps_its_failures_and_says_how_many_rows_it_left_out():
+    records = [ok_record() for _ in range(30)]
+    for i, r in enumerate(records):
+        r.input = f"in/{i:02}.npy"
+    records[25] = bad_record()
+    console = Console(width=200, record=True, color_system=None)
+    console.print(table(records, Summary(30, 29, 1, 1.0, 2**20, 10), max_rows=5))
+    text = console.export_text()
+    assert [f"in/{i:02}.npy" in text for i in range(5)] == [True, True, True, False, False]
+    assert text.index("in/02.npy") < text.index("in/bad.png")  # in the batch's order
+    assert "... 26 more files" in text and "29 ok, 1 failed" in text
+    everything = Console(width=200, record=True, color_system=None)
+    everything.print(table(records, Summary(30, 29, 1, 1.0, 2**20, 10)))
+    assert "in/29.npy" in everything.export_text()
+
+
+def test_summary_counts_worker_processes_in_the_peak():
+    alone = Summary.of((3, 0), 1.0, 100)
+    with_workers = Summary.of((3, 0), 1.0, 100, worker_peak=50 * 2**20, workers=2)
+    assert with_workers.peak_rss_bytes - alone.peak_rss_bytes >= 100 * 2**20
