@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import click
 import typer
 
 from . import __version__
+from .cli_batch import run_batch, say
 from .cli_options import (
     Axes,
     Ceil,
@@ -42,7 +42,6 @@ from .cli_options import (
     Report,
     ReportFile,
     Stride,
-    make_options,
     make_stage,
     parse_axes,
     parse_ints,
@@ -50,28 +49,6 @@ from .cli_options import (
 from .errors import PoolError, UsageError
 from .kernels import KINDS
 from .pipeline import Pipeline
-
-# Rich, Pillow and the batch machinery are imported where they are used: `poolcli
-# --version` and `--help` should start as fast as importing NumPy, Pillow and Typer.
-_COLOURS = {"error": "31", "warning": "33", "interrupted": "31"}
-
-
-def say(kind: str, text: str) -> None:
-    """One line on standard error: ``poolcli: error: ...``, coloured on a terminal."""
-    label = f"poolcli: {kind}" + ("" if kind == "interrupted" else ":")
-    if sys.stderr.isatty():
-        label = f"\033[{_COLOURS[kind]}m{label}\033[0m"
-    sys.stderr.write(f"{label} {' '.join(str(text).split())}\n")
-    sys.stderr.flush()
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-TABLE_ROWS = 20  # rows of the default report table on a terminal
 
 # "\b" keeps Click from re-wrapping the example lines.
 EPILOG = (
@@ -88,164 +65,6 @@ app = typer.Typer(name="poolcli", help="Pool images and N-d arrays: max, min, av
                   "lp, median and mode pooling.", epilog=EPILOG, no_args_is_help=True,
                   add_completion=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]})
-
-def _batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs, report,
-           report_file, quiet, fail_fast, memory_limit, recursive, glob, axes, premultiply,
-           quality, compress_level) -> int:
-    from .batch import STDIO, Options, plan_jobs, run_job
-    from .pool import resolve_threads
-    from .report import Summary, json_document, table
-
-    if report not in (None, "table", "json", "none"):
-        raise UsageError(f"--report {report!r} is not known; use table, json or none")
-    opts = make_options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level,
-                    memory_limit, jobs)
-    jobs_list = plan_jobs(inputs, output, tag, recursive=recursive, pattern=glob,
-                          fmt=opts.format)
-    workers = min(resolve_threads(jobs), len(jobs_list))
-    # Several files at once: each pools on one thread, so cores are not oversubscribed.
-    opts = Options(**{**opts.__dict__, "threads": 1 if workers > 1 else None})
-    mode = report or ("table" if sys.stderr.isatty() else "none")
-    keep = mode != "none" or report_file is not None
-    worker_peak = [0]  # the largest peak RSS a worker process reported
-    records: list[tuple[int, Any]] = []
-    counts = [0, 0]
-    usage_failures = [0]
-    warned: set[str] = set()
-    stopped = False
-    in_bytes = 0
-    t0 = time.perf_counter()
-    progress = None
-    if sys.stderr.isatty() and not quiet and len(jobs_list) > 1:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        progress = Progress(TextColumn("pooling"), BarColumn(), MofNCompleteColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(),
-                            console=_stderr_console(), transient=True)
-        task = progress.add_task("files", total=len(jobs_list))
-        progress.start()
-
-    def finished(index: int, recs: list) -> bool:
-        """Count and report one job's records; True when the batch should stop."""
-        nonlocal in_bytes, stopped
-        stop = False
-        for r in recs:
-            in_bytes += r.input_bytes
-            counts[0 if r.status == "ok" else 1] += 1
-            if r.status != "ok":
-                usage_failures[0] += r.usage_error
-                if not (stopped and r.stop):  # other workers' copies of the one mistake
-                    say("error", f"{r.input}: {r.error}")
-                stop = stop or fail_fast or r.stop
-            elif not quiet and r.input_shape is not None:
-                for note in _notes(pipe, r):
-                    if note not in warned:
-                        warned.add(note)
-                        say("warning", f"{note} ({r.input})")
-            if r.pid not in (0, os.getpid()):
-                worker_peak[0] = max(worker_peak[0], r.process_peak_rss)
-            if keep:
-                records.append((index, r))
-        if progress is not None:
-            progress.update(task, advance=1)
-        stopped = stopped or stop
-        return stop
-
-    stdin = sys.stdin.buffer if any(j.src == STDIO for j in jobs_list) else None
-    stdout = sys.stdout.buffer if any(j.dest == STDIO for j in jobs_list) else None
-    try:
-        if workers <= 1:
-            for i, job in enumerate(jobs_list):
-                if finished(i, run_job(job, pipe, opts, stdin=stdin, stdout=stdout)):
-                    break
-        else:
-            _parallel(jobs_list, pipe, opts, workers, finished)
-    except KeyboardInterrupt:
-        # Typer would exit 130 silently; outputs in flight are whole or absent (atomic).
-        if progress is not None:
-            progress.stop()
-        say("interrupted", f"after {counts[0]} of {len(jobs_list)} files")
-        raise typer.Exit(130) from None
-    finally:
-        if progress is not None:
-            progress.stop()
-    summary = Summary.of((counts[0], counts[1]), time.perf_counter() - t0, in_bytes,
-                         worker_peak[0], workers if worker_peak[0] else 0)
-    ordered = [r for _, r in sorted(records, key=lambda p: p[0])]
-    if report_file is not None or mode == "json":
-        doc = json_document([r.as_json() for r in ordered], summary)
-        if report_file is not None:  # the file instead of standard error (SPEC)
-            report_file.write_text(doc + "\n")
-        elif mode == "json":
-            sys.stderr.write(doc + "\n")
-    if mode == "table" and not quiet:
-        # The default table of a long batch is cut short; --report table asks for every row.
-        _stderr_console().print(table(ordered, summary,
-                                      max_rows=None if report == "table" else TABLE_ROWS))
-    if usage_failures[0]:
-        return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
-    return 1 if counts[1] else 0
-
-
-def _notes(pipe: Pipeline, rec) -> list[str]:
-    try:
-        plans = pipe.plans(rec.input_shape, axes=rec.axes)
-    except PoolError:
-        return []
-    return [f"{p.kind} stage {i + 1}: {n}" if len(plans) > 1 else n
-            for i, p in enumerate(plans) for n in p.notes()]
-
-
-def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
-    """Run jobs in worker processes, at most 2 per worker in flight.
-
-    Processes, not threads: Pillow holds the GIL while it decodes and encodes PNG, so
-    threads gave 1.2x on 2 cores. Workers fork from a server that has imported poolcli
-    once, and are replaced every 100 files so a long batch does not grow.
-    """
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    from .batch import run_job
-    from .report import FileRecord
-
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["poolcli.batch"])
-    ex = ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=100)
-    pending: dict[Any, int] = {}
-    it = iter(enumerate(jobs_list))
-    stop = False
-    try:
-        while True:
-            while not stop and len(pending) < 2 * workers:
-                nxt = next(it, None)
-                if nxt is None:
-                    break
-                i, job = nxt
-                pending[ex.submit(run_job, job, pipe, opts)] = i
-            if not pending:
-                break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=pending.__getitem__):
-                i = pending.pop(f)
-                try:
-                    recs = f.result()
-                except BrokenProcessPool:  # killed (e.g. out of memory): its input failed
-                    recs = [FileRecord(jobs_list[i].src, jobs_list[i].dest, status="error",
-                                       error="the worker process died (out of memory?)")]
-                    stop = True
-                if finished(i, recs):
-                    stop = True
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-
 
 # --- commands ----------------------------------------------------------------------------
 
@@ -265,10 +84,10 @@ def _kind_command(kind: str):
                 compress_level: Compress = None) -> None:
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
                            count_include_pad, divisor, norm, output_size, global_, ignore_nan)
-        raise typer.Exit(_batch(Pipeline([stage]), kind, inputs, output, format, overwrite,
-                                dtype, jobs, report, report_file, quiet, fail_fast,
-                                memory_limit, recursive, glob, axes, premultiply, quality,
-                                compress_level))
+        raise typer.Exit(run_batch(Pipeline([stage]), kind, inputs, output, format,
+                                   overwrite, dtype, jobs, report, report_file, quiet,
+                                   fail_fast, memory_limit, recursive, glob, axes, premultiply,
+                                   quality, compress_level))
     command.__doc__ = f"{kind}: {KINDS[kind].summary}."
     return command
 
@@ -299,9 +118,9 @@ def run(args: Annotated[list[str], typer.Argument(
     """Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'."""
     text, inputs = (None, args) if pipeline_file else (args[0], args[1:])
     pipe = _pipeline(text, pipeline_file)
-    raise typer.Exit(_batch(pipe, "pooled", inputs, output, format, overwrite, dtype, jobs,
-                            report, report_file, quiet, fail_fast, memory_limit, recursive,
-                            glob, axes, premultiply, quality, compress_level))
+    raise typer.Exit(run_batch(pipe, "pooled", inputs, output, format, overwrite, dtype,
+                               jobs, report, report_file, quiet, fail_fast, memory_limit,
+                               recursive, glob, axes, premultiply, quality, compress_level))
 
 
 @app.command(epilog=EPILOG)
@@ -339,12 +158,18 @@ def plan(args: Annotated[list[str], typer.Argument(
 
 
 @app.command(epilog=EPILOG)
-def info(inputs: Inputs) -> None:
+def info(inputs: Inputs, recursive: Recursive = False, glob: Glob = None) -> None:
     """Shape, dtype, image mode and size of each input, reading headers only."""
+    from .batch import walk
     from .describe import describe_input
 
     status = 0
-    for name in inputs:
+    names: list[str] = []
+    for name in inputs:  # a folder stands for its supported files, as for the KIND commands
+        path = Path(name)
+        names.extend(map(str, walk(path, recursive, glob)) if name != "-" and path.is_dir()
+                     else [name])
+    for name in names:
         try:
             print(describe_input(name).line())
         except (OSError, ValueError) as e:
@@ -407,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader of our standard output went away (e.g. `| head`): not our failure.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    except OSError as e:
+        # The system refused something outside any one input (a full disk, a permission).
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        say("error", f"{where}{e.strerror or e}")
         code = 1
     return code if isinstance(code, int) else 0
 

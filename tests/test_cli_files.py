@@ -257,3 +257,42 @@ def test_examples_pipes_sh_runs_with_the_installed_script(tmp_path):
     assert "-: png, mode RGB, 150x100 pixels, shape 100x150x3, uint8" in p.stdout
     assert "[872, 1000] -> [218, 250]" in p.stdout
     shutil.rmtree(p.stdout.split("outputs in ")[-1].strip(), ignore_errors=True)
+
+
+def test_report_file_in_a_missing_folder_is_refused_before_any_work(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((4, 4)))
+    p = cli("max", "a.npy", "-o", "b.npy", "--report-file", "no/such/r.json", cwd=tmp_path)
+    assert p.returncode == 2 and "the folder no/such does not exist" in error_lines(p)[0]
+    assert os.listdir(tmp_path) == ["a.npy"]
+    (tmp_path / "taken").mkdir()
+    p = cli("max", "a.npy", "-o", "b.npy", "--report-file", "taken", cwd=tmp_path)
+    assert p.returncode == 1 and "--report-file taken" in error_lines(p)[0]
+    assert np.load(tmp_path / "b.npy").shape == (2, 2)  # the work itself was done
+
+
+def test_info_lists_a_folders_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    shutil.copy(COFFEE, tmp_path / "a.png")
+    np.save(tmp_path / "sub" / "b.npy", np.zeros((3, 5), np.int16))
+    p = cli("info", tmp_path, "-r")
+    lines = p.stdout.decode().splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{tmp_path / 'a.png'}: png, mode RGB")
+    assert lines[1] == f"{tmp_path / 'sub' / 'b.npy'}: npy, shape 3x5, int16, 158 bytes"
+
+
+def test_a_terminal_is_neither_read_as_data_nor_written_with_it(tmp_path):
+    import pty
+
+    np.save(tmp_path / "a.npy", np.zeros((4, 4)))
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.run([*EXE, "max", "-", "-o", "o.npy"], stdin=follower, cwd=tmp_path,
+                           capture_output=True, timeout=60)
+        assert p.returncode == 2 and b"standard input (-) is a terminal" in p.stderr
+        p = subprocess.run([*EXE, "max", "a.npy", "-o", "-"], stdout=follower, cwd=tmp_path,
+                           stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 2 and b"binary data to the terminal" in p.stderr
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert os.listdir(tmp_path) == ["a.npy"]
