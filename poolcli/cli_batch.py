@@ -67,6 +67,7 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
     usage_failures = [0]
     warned: set[str] = set()
     stopped = False
+    repeated: dict[str, int] = {}  # a usage error already shown -> how many more had it
     in_bytes = 0
     t0 = time.perf_counter()
     progress = None
@@ -77,12 +78,11 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
             Progress,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
         progress = Progress(TextColumn("pooling"), BarColumn(), MofNCompleteColumn(),
-                            TransferSpeedColumn(), TimeRemainingColumn(),
+                            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                             console=stderr_console(), transient=True)
-        task = progress.add_task("files", total=len(jobs_list))
+        task = progress.add_task("files", total=len(jobs_list), rate="")
         progress.start()
 
     def finished(index: int, recs: list) -> bool:
@@ -94,8 +94,14 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
             counts[0 if r.status == "ok" else 1] += 1
             if r.status != "ok":
                 usage_failures[0] += r.usage_error
-                if not (stopped and r.stop):  # other workers' copies of the one mistake
+                if stopped and r.stop:
+                    pass  # other workers' copies of the one mistake that stopped the batch
+                elif r.usage_error and r.error in repeated:
+                    repeated[r.error] += 1  # a pipeline too big for many same-sized inputs
+                else:
                     say("error", f"{r.input}: {r.error}")
+                    if r.usage_error:
+                        repeated[r.error] = 0
                 stop = stop or fail_fast or r.stop
             elif not quiet and r.input_shape is not None:
                 for note in _notes(pipe, r):
@@ -107,7 +113,10 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
             if keep:
                 records.append((index, r))
         if progress is not None:
-            progress.update(task, advance=1)
+            done = progress.tasks[0].completed + 1
+            elapsed = time.perf_counter() - t0
+            progress.update(task, advance=1, rate=f"{done / elapsed:.1f} files/s"
+                            if elapsed > 0 else "")
         stopped = stopped or stop
         return stop
 
@@ -149,6 +158,10 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
         # The default table of a long batch is cut short; --report table asks for every row.
         stderr_console().print(table(ordered, summary,
                                       max_rows=None if report == "table" else TABLE_ROWS))
+    for error, more in repeated.items():
+        if more:
+            say("error", f"{more} more input{'s' if more > 1 else ''} failed the same way: "
+                f"{error}")
     if usage_failures[0]:
         return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
     return 1 if counts[1] else 0

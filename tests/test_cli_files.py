@@ -296,3 +296,16 @@ def test_a_terminal_is_neither_read_as_data_nor_written_with_it(tmp_path):
         os.close(leader)
         os.close(follower)
     assert os.listdir(tmp_path) == ["a.npy"]
+
+
+def test_a_pipeline_too_big_for_many_inputs_is_said_once_with_a_count(tmp_path):
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        np.save(tmp_path / "in" / f"{i}.npy", np.zeros((5, 5)))
+    np.save(tmp_path / "in" / "9_big.npy", np.zeros((12, 12)))
+    p = cli("max", tmp_path / "in", "-k", "6", "-o", tmp_path / "out", "-j", "1")
+    assert p.returncode == 2
+    first, more = error_lines(p)
+    assert "0.npy: kernel 6 on axis 0 is longer than the padded input (5 + 0 + 0)" in first
+    assert more.startswith("poolcli: error: 3 more inputs failed the same way: kernel 6")
+    assert files_under(tmp_path / "out") == ["9_big.npy"]  # the input it fits is pooled
