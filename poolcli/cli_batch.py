@@ -33,6 +33,22 @@ def stderr_console():
 
 
 TABLE_ROWS = 20  # rows of the default report table on a terminal
+# Worker processes take ~0.4 s to start (a fresh interpreter importing NumPy and Pillow),
+# the time to decode and encode ~5 MB of PNG; without -j they are used for batches of at
+# least this much input, where they pay for themselves.
+PROCESS_MIN_BYTES = 16 * 2**20
+
+
+def _worth_processes(jobs_list) -> bool:
+    total = 0
+    for job in jobs_list:
+        try:
+            total += os.path.getsize(job.src)
+        except OSError:
+            continue  # "-" or a file gone: its job will say so
+        if total >= PROCESS_MIN_BYTES:
+            return True
+    return False
 
 
 def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, jobs, report,
@@ -57,6 +73,8 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
                           fmt=opts.format)
     _check_streams(jobs_list)
     workers = min(resolve_threads(jobs), len(jobs_list))
+    if jobs is None and workers > 1 and not _worth_processes(jobs_list):
+        workers = 1  # a small batch runs here, each file pooled on all cores
     # Several files at once: each pools on one thread, so cores are not oversubscribed.
     opts = Options(**{**opts.__dict__, "threads": 1 if workers > 1 else None})
     mode = report or ("table" if sys.stderr.isatty() else "none")
