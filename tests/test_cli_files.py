@@ -309,3 +309,32 @@ def test_a_pipeline_too_big_for_many_inputs_is_said_once_with_a_count(tmp_path):
     assert "0.npy: kernel 6 on axis 0 is longer than the padded input (5 + 0 + 0)" in first
     assert more.startswith("poolcli: error: 3 more inputs failed the same way: kernel 6")
     assert files_under(tmp_path / "out") == ["9_big.npy"]  # the input it fits is pooled
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_worker_processes_exits_130_and_leaves_only_whole_files(tmp_path):
+    import signal
+    import time
+
+    d = tmp_path / "in"
+    d.mkdir()
+    big = np.random.default_rng(7).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    for i in range(30):
+        Image.fromarray(big).save(d / f"{i:02}.png", compress_level=0)
+    # a terminal's Ctrl-C reaches the whole process group: the parent and its workers
+    proc = subprocess.Popen([*EXE, "avg", str(d), "-o", str(tmp_path / "out"), "-j", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # interrupt mid-batch
+        if (tmp_path / "out").exists() and len(os.listdir(tmp_path / "out")) >= 2:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr.decode()
+    assert b"Traceback" not in stderr and b"interrupted" in stderr
+    written = os.listdir(tmp_path / "out") if (tmp_path / "out").exists() else []
+    assert len(written) < 30 and not [n for n in written if n.startswith(".")]
+    for name in written:
+        assert Image.open(tmp_path / "out" / name).size == (500, 500)
