@@ -47,7 +47,7 @@ from .cli_options import (
     parse_ints,
 )
 from .errors import PoolError, UsageError
-from .kernels import KINDS
+from .kernels import ALIASES, KINDS
 from .pipeline import Pipeline
 
 # "\b" keeps Click from re-wrapping the example lines.
@@ -69,7 +69,8 @@ app = typer.Typer(name="poolcli", help="Pool images and N-d arrays: max, min, av
 # --- commands ----------------------------------------------------------------------------
 
 
-def _kind_command(kind: str):
+def _kind_command(kind: str, name: str):
+    """The command for one kind; ``name`` (the kind or an alias) tags default outputs."""
     def command(inputs: Inputs, kernel: Kernel = None, stride: Stride = None,
                 padding: Padding = None, dilation: Dilation = None, ceil_mode: Ceil = False,
                 count_include_pad: CountPad = None, divisor: Divisor = None,
@@ -84,7 +85,7 @@ def _kind_command(kind: str):
                 compress_level: Compress = None) -> None:
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
                            count_include_pad, divisor, norm, output_size, global_, ignore_nan)
-        raise typer.Exit(run_batch(Pipeline([stage]), kind, inputs, output, format,
+        raise typer.Exit(run_batch(Pipeline([stage]), name, inputs, output, format,
                                    overwrite, dtype, jobs, report, report_file, quiet,
                                    fail_fast, memory_limit, recursive, glob, axes, premultiply,
                                    quality, compress_level))
@@ -93,7 +94,9 @@ def _kind_command(kind: str):
 
 
 for _kind in KINDS:
-    app.command(name=_kind, epilog=EPILOG)(_kind_command(_kind))
+    app.command(name=_kind, epilog=EPILOG)(_kind_command(_kind, _kind))
+for _alias, _kind in ALIASES.items():  # `poolcli mean` is avg; listed in avg's summary
+    app.command(name=_alias, epilog=EPILOG, hidden=True)(_kind_command(_kind, _alias))
 
 
 def _pipeline(text: str | None, pipeline_file: Path | None) -> Pipeline:

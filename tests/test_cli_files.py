@@ -338,3 +338,12 @@ def test_ctrl_c_with_worker_processes_exits_130_and_leaves_only_whole_files(tmp_
     assert len(written) < 30 and not [n for n in written if n.startswith(".")]
     for name in written:
         assert Image.open(tmp_path / "out" / name).size == (500, 500)
+
+
+def test_mean_is_avg_and_names_its_outputs_mean(tmp_path):
+    x = np.arange(36.0).reshape(6, 6)
+    np.save(tmp_path / "x.npy", x)
+    p = cli("mean", "x.npy", "-k", "3", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert np.array_equal(np.load(tmp_path / "x.mean.npy"), pool(x, "avg", 3))
+    assert "  mean " not in cli("--help").stdout.decode()  # listed under avg, not twice
