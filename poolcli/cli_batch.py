@@ -65,7 +65,7 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
     if report not in (None, "table", "json", "none"):
         raise UsageError(f"--report {report!r} is not known; use table, json or none")
     opts = make_options(axes, dtype, fmt, overwrite, premultiply, quality, compress_level,
-                    memory_limit, jobs)
+                        memory_limit, jobs)
     if report_file is not None and not report_file.parent.is_dir():
         raise UsageError(f"--report-file {report_file}: the folder {report_file.parent} "
                          "does not exist")
@@ -156,6 +156,10 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
     finally:
         if progress is not None:
             progress.stop()
+    for error, more in repeated.items():
+        if more:
+            say("error", f"{more} more input{'s' if more > 1 else ''} failed the same way: "
+                f"{error}")
     summary = Summary.of((counts[0], counts[1]), time.perf_counter() - t0, in_bytes,
                          worker_peak[0], workers if worker_peak[0] else 0)
     ordered = [r for _, r in sorted(records, key=lambda p: p[0])]
@@ -176,10 +180,6 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
         # The default table of a long batch is cut short; --report table asks for every row.
         stderr_console().print(table(ordered, summary,
                                       max_rows=None if report == "table" else TABLE_ROWS))
-    for error, more in repeated.items():
-        if more:
-            say("error", f"{more} more input{'s' if more > 1 else ''} failed the same way: "
-                f"{error}")
     if usage_failures[0]:
         return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
     return 1 if counts[1] else 0
