@@ -390,13 +390,14 @@ def main(argv: list[str] | None = None) -> int:
                    f"{s_p / s_im:.3f}x ({s_p / 1e6:.2f} vs {s_im / 1e6:.2f} MB)",
                    abs(s_p / s_im - 1) <= 0.10)
         else:
-            target("one PNG", "poolcli default vs ImageMagick", "ImageMagick absent or failed",
-                   None)
+            target("one PNG", "poolcli default vs ImageMagick",
+                   "poolcli failed" if not p else "ImageMagick absent or failed", None)
         if fast and vips_ms:
             target("one PNG", "poolcli --compress-level 1 within 1.2x of vips shrink",
                    f"{fast / vips_ms:.2f}x", fast <= 1.2 * vips_ms)
         else:
-            target("one PNG", "poolcli fast vs vips shrink", "vips absent or failed", None)
+            target("one PNG", "poolcli fast vs vips shrink",
+                   "poolcli failed" if not fast else "vips absent or failed", None)
 
     if "folder" in parts:
         def prep(d: Path) -> str:
@@ -445,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"{s_p / s_m:.3f}x ({s_p / 1e6:.1f} vs {s_m / 1e6:.1f} MB)",
                    abs(s_p / s_m - 1) <= 0.10)
         else:
-            target("folder", "poolcli -j 2 vs mogrify", "mogrify absent or failed", None)
+            target("folder", "poolcli -j 2 vs mogrify",
+                   "poolcli failed" if not j2 else "mogrify absent or failed", None)
         c1, c2 = med(g, CEIL1), med(g, CEIL2)
         ceiling = f" (machine ceiling {2 * c1 / c2:.2f}x)" if c1 and c2 else ""
         if j2 and j1:
