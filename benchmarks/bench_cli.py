@@ -242,8 +242,10 @@ def bench_group(title: str, cmds: list[Cmd], runs: int, warmup: int, hyperfine: 
                     row["times"] = time_cmd(c, runs, warmup, hyperfine)
                 row["median_ms"] = median_ms(row["times"])
             except subprocess.CalledProcessError as exc:
-                row.update(ok=False, error=f"timing failed: {exc}")
-                print(f"  {c.name}: timing FAILED, {exc}", file=sys.stderr, flush=True)
+                again, why = run_once(c)
+                row.update(ok=False, error=f"timing failed: {exc}; "
+                           f"a further run {'succeeded' if again else 'failed: ' + why}")
+                print(f"  {c.name}: timing FAILED, {row['error']}", file=sys.stderr, flush=True)
         else:
             print(f"  {c.name}: FAILED, {err}", file=sys.stderr, flush=True)
         out[c.name] = row
