@@ -202,6 +202,7 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
         return _run(job, pipe, opts, rec, t_start, stdin, stdout)
     except FileExistsError as e:
         rec.error = str(e)
+        rec.exists = True
     except (images.ImageReadError, arrays.ArrayReadError) as e:
         rec.error = f"cannot read: {e}"
     except UsageError as e:

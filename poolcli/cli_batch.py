@@ -33,6 +33,7 @@ def stderr_console():
 
 
 TABLE_ROWS = 20  # rows of the default report table on a terminal
+EXISTS_LINES = 3  # outputs that exist already, named one per line before they are counted
 # Worker processes take ~0.4 s to start (a fresh interpreter importing NumPy and Pillow),
 # the time to decode and encode ~5 MB of PNG; without -j they are used for batches of at
 # least this much input, where they pay for themselves.
@@ -86,6 +87,7 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
     warned: set[str] = set()
     stopped = False
     repeated: dict[str, int] = {}  # a usage error already shown -> how many more had it
+    exists = [0, 0]  # outputs that exist already: named on a line, only counted
     in_bytes = 0
     t0 = time.perf_counter()
     progress = None
@@ -116,10 +118,13 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
                     pass  # other workers' copies of the one mistake that stopped the batch
                 elif r.usage_error and r.error in repeated:
                     repeated[r.error] += 1  # a pipeline too big for many same-sized inputs
+                elif r.exists and exists[0] >= EXISTS_LINES:
+                    exists[1] += 1  # a batch run again: a few names are enough
                 else:
                     say("error", f"{r.input}: {r.error}")
                     if r.usage_error:
                         repeated[r.error] = 0
+                    exists[0] += r.exists
                 stop = stop or fail_fast or r.stop
             elif not quiet and r.input_shape is not None:
                 for note in _notes(pipe, r):
@@ -156,6 +161,9 @@ def run_batch(pipe: Pipeline, tag: str, inputs, output, fmt, overwrite, dtype, j
     finally:
         if progress is not None:
             progress.stop()
+    if exists[1]:
+        say("error", f"{exists[1]} more output{'s' if exists[1] > 1 else ''} exist already; "
+            "pass --overwrite to replace them")
     for error, more in repeated.items():
         if more:
             say("error", f"{more} more input{'s' if more > 1 else ''} failed the same way: "

@@ -35,6 +35,7 @@ class FileRecord:
     input_bytes: int = 0  # for throughput; not in the JSON document
     usage_error: bool = False  # the options cannot apply to this input (exit status 2)
     stop: bool = False  # ... nor to any input like it: the batch stops
+    exists: bool = False  # failed only because its output exists (no --overwrite)
     pid: int = 0  # the process that did the work, and its peak RSS then (-j workers)
     process_peak_rss: int = 0
 

@@ -347,3 +347,19 @@ def test_mean_is_avg_and_names_its_outputs_mean(tmp_path):
     assert p.returncode == 0, p.stderr
     assert np.array_equal(np.load(tmp_path / "x.mean.npy"), pool(x, "avg", 3))
     assert "  mean " not in cli("--help").stdout.decode()  # listed under avg, not twice
+
+
+def test_a_batch_run_again_names_three_existing_outputs_then_counts(tmp_path):
+    (tmp_path / "in").mkdir()
+    for i in range(6):
+        np.save(tmp_path / "in" / f"{i}.npy", np.full((4, 4), i))
+    assert cli("max", "in", "-o", "out", cwd=tmp_path).returncode == 0
+    np.save(tmp_path / "in" / "6.npy", np.full((4, 4), 6))  # one new input
+    p = cli("max", "in", "-o", "out", "-j", "1", cwd=tmp_path)
+    assert p.returncode == 1
+    lines = error_lines(p)
+    assert lines[:3] == [f"poolcli: error: in/{i}.npy: out/{i}.npy exists; pass --overwrite to "
+                         "replace it" for i in range(3)]
+    assert lines[3:] == ["poolcli: error: 3 more outputs exist already; pass --overwrite to "
+                         "replace them"]
+    assert np.load(tmp_path / "out" / "6.npy")[0, 0] == 6  # the new one was written
