@@ -42,6 +42,7 @@ from .cli_options import (
     Report,
     ReportFile,
     Stride,
+    check_dtype,
     make_stage,
     parse_axes,
     parse_ints,
@@ -182,17 +183,24 @@ def info(inputs: Inputs, recursive: Recursive = False, glob: Glob = None) -> Non
 
 
 @app.command()
-def bench(shape: Annotated[str, typer.Option("--shape", help="array shape")] = "4096x4096",
-          kind: Annotated[str, typer.Option("--kind")] = "max", kernel: Kernel = None,
-          stride: Stride = None, padding: Padding = None,
-          dtype: Annotated[str, typer.Option("--dtype")] = "float32",
-          repeat: Annotated[int, typer.Option("--repeat", help="timed runs")] = 7,
-          threads: Annotated[int | None, typer.Option("--threads")] = None) -> None:
+def bench(shape: Annotated[str, typer.Option(
+              "--shape", metavar="4096x4096", help="the synthetic array's shape; the last "
+              "two axes are pooled")] = "4096x4096",
+          kind: Annotated[str, typer.Option("--kind", metavar="KIND",
+                                            help="max, min, avg, sum, l2, lp, median, mode")]
+          = "max", kernel: Kernel = None, stride: Stride = None, padding: Padding = None,
+          dtype: Annotated[str, typer.Option("--dtype", metavar="DTYPE")] = "float32",
+          repeat: Annotated[int, typer.Option("--repeat", metavar="N",
+                                              help="timed runs; the median is shown")] = 7,
+          threads: Annotated[int | None, typer.Option(
+              "--threads", metavar="N", help="threads for the one call (default: all cores)")]
+          = None) -> None:
     """Time the core on synthetic data: median ms and the ratio to copying the input."""
     from .describe import bench_text
 
     dims = parse_ints("--shape", shape)
     stage = make_stage(kind, kernel, stride, padding)
+    check_dtype(dtype)
     if repeat < 1:
         raise UsageError(f"--repeat {repeat} must be >= 1")
     print(bench_text(stage, (dims,) if isinstance(dims, int) else dims, dtype, repeat,
@@ -225,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         say("error", message)
         code = getattr(e, "exit_code", 2)
         code = 2 if code in (1, None) else code
-    except (PoolError, TypeError) as e:
+    except (PoolError, ValueError, TypeError) as e:
+        # PoolError is the library's word for a mistake; a bare ValueError or TypeError from
+        # NumPy or Pillow about an option's value is one too.
         say("error", e)
         code = 2
     except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):

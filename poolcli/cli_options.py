@@ -79,23 +79,29 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
     return Stage(kind, opts)
 
 
+def check_dtype(dtype: str | None) -> None:
+    """A --dtype must name a bool, integer or float dtype (UsageError otherwise)."""
+    import numpy as np
+
+    if dtype is None:
+        return
+    try:
+        if np.dtype(dtype).kind not in "biuf":
+            raise TypeError
+    except TypeError:
+        raise UsageError(f"--dtype {dtype!r} is not a bool, integer or float dtype; use "
+                         "e.g. uint8, float32") from None
+
+
 def make_options(axes: str | None, dtype: str | None, fmt: str | None, overwrite: bool,
                  premultiply: bool, quality: int | None, compress_level: int | None,
                  memory_limit: str | None, jobs: int | None) -> Options:
     """The output options shared by every job of a run, checked (UsageError)."""
-    import numpy as np
-
     from .batch import Options
     from .io.sniff import normalise_format
     from .tiled import parse_size
 
-    if dtype is not None:
-        try:
-            if np.dtype(dtype).kind not in "biuf":
-                raise TypeError
-        except TypeError:
-            raise UsageError(f"--dtype {dtype!r} is not a bool, integer or float dtype; use "
-                             "e.g. uint8, float32") from None
+    check_dtype(dtype)
     if fmt is not None and normalise_format(fmt) is None:
         raise UsageError(f"--format {fmt!r} is not known; use png, jpg, tiff, bmp, webp, gif, "
                          "npy or npz")

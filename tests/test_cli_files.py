@@ -363,3 +363,17 @@ def test_a_batch_run_again_names_three_existing_outputs_then_counts(tmp_path):
     assert lines[3:] == ["poolcli: error: 3 more outputs exist already; pass --overwrite to "
                          "replace them"]
     assert np.load(tmp_path / "out" / "6.npy")[0, 0] == 6  # the new one was written
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--dtype", "complex64"], "--dtype 'complex64' is not a bool, integer or float dtype"),
+    (["--kind", "foo"], "unknown kind 'foo'"),
+    (["--shape", "0x5"], "axis 0 is empty"),
+    (["--threads", "0"], "threads 0"),
+    (["--repeat", "0"], "--repeat 0 must be >= 1"),
+])
+def test_bench_usage_errors(args, needle):
+    p = cli("bench", "--shape", "32x32", *args)
+    assert p.returncode == 2 and p.stdout == b""
+    (line,) = p.stderr.splitlines()
+    assert line.startswith("poolcli: error:") and needle in line
