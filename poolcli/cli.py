@@ -152,7 +152,11 @@ def plan(args: Annotated[list[str], typer.Argument(
                   "--axes chooses other axes")
         source = f"--shape {shape}"
     elif len(rest) == 1:
-        info = describe_input(rest[0])
+        try:
+            info = describe_input(rest[0])
+        except (OSError, ValueError) as e:  # an unreadable input, as `info` reports it
+            say("error", f"{rest[0]}: {e.strerror if isinstance(e, OSError) else e}")
+            raise typer.Exit(1) from None
         dims, source = info.shape, rest[0]
         if info.image and ax is None:
             ax = (0, 1)

@@ -377,3 +377,15 @@ def test_bench_usage_errors(args, needle):
     assert p.returncode == 2 and p.stdout == b""
     (line,) = p.stderr.splitlines()
     assert line.startswith("poolcli: error:") and needle in line
+
+
+@pytest.mark.parametrize("name,needle", [("broken.png", "broken.png: not a PNG"),
+                                         ("missing.png", "missing.png: No such file"),
+                                         ("folder", "folder: is a folder")])
+def test_plan_of_an_unreadable_input_is_a_failed_input(tmp_path, name, needle):
+    (tmp_path / "broken.png").write_bytes(b"hello")
+    (tmp_path / "folder").mkdir()
+    p = cli("plan", "max:k=2", name, cwd=tmp_path)
+    assert p.returncode == 1 and p.stdout == b""
+    (line,) = p.stderr.splitlines()
+    assert line.startswith("poolcli: error:") and needle in line
