@@ -128,9 +128,9 @@ def run(args: Annotated[list[str], typer.Argument(
 
 
 @app.command(epilog=EPILOG)
-def plan(args: Annotated[list[str], typer.Argument(
-             help="PIPELINE, then an INPUT file unless --shape is given",
-             metavar="PIPELINE [INPUT]", show_default=False)],
+def plan(args: Annotated[list[str] | None, typer.Argument(
+             help="PIPELINE (unless --pipeline-file), then an INPUT unless --shape is given",
+             metavar="[PIPELINE] [INPUT]", show_default=False)] = None,
          shape: Annotated[str | None, typer.Option(
              "--shape", metavar="224x224x3",
              help="plan for this shape; HxWxC with C <= 4 is an image (pools H, W)")] = None,
@@ -138,6 +138,7 @@ def plan(args: Annotated[list[str], typer.Argument(
     """Shapes after each stage and the arithmetic per axis; no data is processed."""
     from .describe import describe_input, plan_text
 
+    args = args or []
     text, rest = (None, args) if pipeline_file else (args[0] if args else None, args[1:])
     pipe = _pipeline(text, pipeline_file)
     ax = parse_axes(axes)

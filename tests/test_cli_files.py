@@ -389,3 +389,11 @@ def test_plan_of_an_unreadable_input_is_a_failed_input(tmp_path, name, needle):
     assert p.returncode == 1 and p.stdout == b""
     (line,) = p.stderr.splitlines()
     assert line.startswith("poolcli: error:") and needle in line
+
+
+def test_plan_of_a_pipeline_file_needs_no_positional_argument():
+    p = cli("plan", "--pipeline-file", ROOT / "examples" / "pipeline.toml", "--shape", "64x64")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().splitlines()[-1] == "output shape 16x16"
+    q = cli("plan", "--shape", "64x64")
+    assert q.returncode == 2 and "give a PIPELINE" in q.stderr
