@@ -105,6 +105,11 @@ def plan_jobs(inputs: list[str], output: str | None, tag: str, *, recursive: boo
         p = Path(name)
         if p.is_dir():
             found = list(walk(p, recursive, pattern))
+            if output not in (None, STDIO) and recursive:
+                # an output folder inside the input folder: last run's outputs are not inputs
+                skip = Path(output).resolve()
+                if skip != p.resolve():
+                    found = [f for f in found if not f.resolve().is_relative_to(skip)]
             if not found:
                 raise UsageError(f"folder {name} holds no supported files "
                                  f"({', '.join(sorted(SUPPORTED))})"

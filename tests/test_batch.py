@@ -202,3 +202,12 @@ def test_run_job_writes_each_array_of_an_npz(tmp_path):
     with np.load(tmp_path / "o.npz") as z:
         assert np.array_equal(z["a"], pool(a, "max", 2))
         assert np.array_equal(z["b"], pool(b, "max", 2))
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_searched(tree, tmp_path):
+    touch(tree / "small" / "b.png")  # last run's output
+    jobs = plan_jobs([str(tree)], str(tree / "small"), "max", recursive=True)
+    assert [Path(j.src).relative_to(tree).as_posix() for j in jobs] == \
+        ["a.npy", "b.png", "sub/c.jpg", "sub/deeper/d.tif"]
+    with pytest.raises(UsageError, match="is the input itself"):
+        plan_jobs([str(tree)], str(tree), "max", recursive=True)
