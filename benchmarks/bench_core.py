@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated workloads, e.g. W1,W4")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-': stdout)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-peers", action="store_true",
+                    help="time only the copy floor and poolcli (a quick threads check)")
     args = ap.parse_args(argv)
     if torch is not None:
         torch.set_num_threads(1)
@@ -347,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for w in make_workloads(np.random.default_rng(args.seed), only):
+        if args.no_peers:
+            w.peers = []
         print(f"\n{w.key}: {w.title}  (input {w.x.nbytes / 2**20:.0f} MiB)", flush=True)
         res = run_workload(w, args.repeat)
         results.append(res)
