@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import shutil
 import subprocess
@@ -174,8 +175,10 @@ def run_once(cmd: Cmd) -> tuple[bool, str]:
     return True, ""
 
 
-def time_cmd(cmd: Cmd, runs: int, warmup: int, hyperfine: str | None) -> list[float]:
-    """Wall-clock seconds of ``runs`` runs after ``warmup`` untimed ones."""
+def time_cmd(cmd: Cmd, runs: int, warmup: int, hyperfine: str | None,
+             ) -> tuple[list[float], float]:
+    """Wall-clock seconds of ``runs`` runs after ``warmup`` untimed ones, and the mean CPU
+    seconds (user + system) of a run, which other load on the machine disturbs less."""
     if hyperfine:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tf:
             export = tf.name
@@ -195,12 +198,13 @@ def time_cmd(cmd: Cmd, runs: int, warmup: int, hyperfine: str | None) -> list[fl
                 print(res.stderr.strip(), file=sys.stderr)
                 raise subprocess.CalledProcessError(res.returncode, argv)
             data = json.loads(Path(export).read_text())["results"][0]
-            return list(data["times"])
+            return list(data["times"]), data["user"] + data["system"]
         finally:
             os.unlink(export)
     for _ in range(warmup):
         run_once(cmd)
     times = []
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(runs):
         if cmd.prepare:
             subprocess.run(cmd.prepare, shell=True, check=True)
@@ -208,7 +212,10 @@ def time_cmd(cmd: Cmd, runs: int, warmup: int, hyperfine: str | None) -> list[fl
         subprocess.run(cmd.line if cmd.shell else cmd.argv, shell=cmd.shell, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times.append(time.perf_counter() - t0)
-    return times
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Includes the prepare commands, which are cheap (rm, mkdir).
+    cpu = (cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime) / max(runs, 1)
+    return times, cpu
 
 
 def size_of(path: Path | None) -> int | None:
@@ -235,11 +242,11 @@ def bench_group(title: str, cmds: list[Cmd], runs: int, warmup: int, hyperfine: 
         if ok:
             try:
                 try:
-                    row["times"] = time_cmd(c, runs, warmup, hyperfine)
+                    row["times"], row["cpu_s"] = time_cmd(c, runs, warmup, hyperfine)
                 except subprocess.CalledProcessError:
                     print(f"  {c.name}: a timed run failed; retrying once", file=sys.stderr,
                           flush=True)
-                    row["times"] = time_cmd(c, runs, warmup, hyperfine)
+                    row["times"], row["cpu_s"] = time_cmd(c, runs, warmup, hyperfine)
                 row["median_ms"] = median_ms(row["times"])
             except subprocess.CalledProcessError as exc:
                 again, why = run_once(c)
@@ -261,10 +268,12 @@ def print_group(out: dict[str, dict[str, Any]], cmds: list[Cmd]) -> None:
         med = r.get("median_ms")
         rows.append([c.name, len(r.get("times", [])),
                      f"{med:.0f}" if med is not None else "failed",
+                     f"{r['cpu_s'] * 1000:.0f}" if r.get("cpu_s") is not None else "",
                      f"{med / ref:.2f}" if med and ref else "",
                      f"{r['size'] / 1e6:.2f}" if r.get("size") is not None else "",
                      r.get("agree", "")])
-    print(format_table(["tool", "runs", "median ms", "x first row", "output MB", "check"],
+    print(format_table(["tool", "runs", "median ms", "cpu ms", "x first row", "output MB",
+                        "check"],
                        rows))
     for c in cmds:
         print(f"  {c.name}: {c.line}")
