@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from . import __version__
@@ -50,6 +49,17 @@ from .cli_options import (
 from .errors import PoolError, UsageError
 from .kernels import ALIASES, KINDS
 from .pipeline import Pipeline
+
+# Typer 0.29 vendors its own Click (typer._click) and a fresh install has no `click`;
+# older Typers raise Click's exceptions. Catch whichever family is present.
+try:
+    import click as _click
+
+    _CLICK_ERRORS: tuple[type[BaseException], ...] = (_click.ClickException,
+                                                      typer.TyperException)
+    _ABORTS: tuple[type[BaseException], ...] = (_click.exceptions.Abort, typer.Abort)
+except ImportError:
+    _CLICK_ERRORS, _ABORTS = (typer.TyperException,), (typer.Abort,)
 
 # "\b" keeps Click from re-wrapping the example lines.
 EPILOG = (
@@ -229,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     """The console script: every user mistake is one line and exit status 2, never a trace."""
     try:
         code = app(args=argv, standalone_mode=False, prog_name="poolcli")
-    except (click.ClickException, typer.TyperException) as e:
+    except _CLICK_ERRORS as e:
         # Typer may vendor its own Click: both families carry exit_code and a message.
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
             sys.stderr.write(e.ctx.get_help() + "\n")
@@ -243,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         # NumPy or Pillow about an option's value is one too.
         say("error", e)
         code = 2
-    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
+    except (KeyboardInterrupt, *_ABORTS):
         # Click turns Ctrl-C into Abort; outputs in flight were written whole or not at all.
         say("interrupted", "")
         code = 130
