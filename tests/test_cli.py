@@ -334,11 +334,14 @@ def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path):
     d = tmp_path / "in"
     d.mkdir()
     big = np.random.default_rng(6).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
-    for i in range(24):
+    for i in range(40):
         Image.fromarray(big).save(d / f"{i:02}.png", compress_level=0)
     proc = subprocess.Popen([*EXE, "avg", str(d), "-o", str(tmp_path / "out"), "-j", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(2.0)
+    # interrupt mid-batch: once the first output exists, most files are still to do
+    deadline = time.monotonic() + 60
+    while not any((tmp_path / "out").glob("*.png")) and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr.decode()

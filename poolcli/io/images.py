@@ -12,6 +12,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..pool import resolve_threads
+from . import png
 from .sniff import normalise_format
 
 # The array dtype that holds each mode exactly (after the conversions in read_image).
@@ -343,12 +345,15 @@ def write_image(
     format: str | None = None,
     quality: int | None = None,
     compress_level: int | None = None,
+    threads: int | None = None,
 ) -> None:
     """Encode ``array`` in ``like``'s mode and bit depth, with its ICC profile, dpi and EXIF.
 
     ``format`` ("png", "jpg", "tiff", ...) defaults to ``like.format``. ``quality``
     (1-100, default 90) applies to JPEG and to WebP; WebP is lossless unless ``quality``
-    is given. ``compress_level`` (0-9, default Pillow's) applies to PNG. GIF is exact for
+    is given. ``compress_level`` (0-9, default 6 as Pillow's) applies to PNG, which is
+    encoded by :mod:`poolcli.io.png` on ``threads`` threads (default all cores) except a
+    1-bit image, which Pillow encodes. GIF is exact for
     up to 256 colours with alpha taken as on (>= 128) or off; beyond that Pillow quantises.
     A TIFF keeps a lossless compression it was read with.
 
@@ -387,6 +392,12 @@ def write_image(
         )
 
     params: dict[str, Any] = {k: like.info[k] for k in _METADATA[fmt] if like.info.get(k)}
+    if fmt == "png" and like.mode in png.MODES:
+        buf = io.BytesIO()
+        png.write_png(pixels, buf, like.mode, level=6 if compress_level is None else compress_level,
+                      threads=resolve_threads(threads), **params)
+        _put(buf.getbuffer(), dest)
+        return
     img = Image.fromarray(pixels)
     if fmt == "gif" and like.mode in ("RGB", "RGBA"):
         img = _gif_image(pixels, params) or img
@@ -407,7 +418,10 @@ def write_image(
     except (OSError, ValueError, KeyError, TypeError) as e:
         text = " ".join(str(e).split())
         raise ValueError(f"cannot write a {like.mode} image as {fmt} ({text})") from None
-    data = buf.getbuffer()
+    _put(buf.getbuffer(), dest)
+
+
+def _put(data: memoryview, dest: str | os.PathLike | BinaryIO) -> None:
     if isinstance(dest, (str, os.PathLike)):
         with open(dest, "wb") as f:
             f.write(data)
