@@ -216,11 +216,14 @@ def _notes(pipe: Pipeline, rec) -> list[str]:
 def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
     """Run jobs in worker processes, at most 2 per worker in flight.
 
-    Processes, not threads: Pillow holds the GIL while it decodes and encodes PNG, so
-    threads gave 1.2x on 2 cores. Workers fork from a server that has imported poolcli
-    once, and are replaced every 100 files so a long batch does not grow.
+    Processes, not threads: Pillow holds the GIL while it decodes PNG, so threads gave
+    1.2x on 2 cores. Workers fork from a server that has imported poolcli once, and are
+    replaced every 100 files so a long batch does not grow. Starting them waits until
+    the server has imported poolcli (0.2-0.3 s): a thread waits for that while this
+    process pools the first files itself.
     """
     import multiprocessing
+    import threading
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
@@ -230,10 +233,27 @@ def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["poolcli.batch"])
     ex = ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=100)
+
+    def start_workers() -> None:
+        # each submit starts a worker while none is idle; int() is a task that does nothing
+        try:
+            for _ in range(workers):
+                ex.submit(int)
+        except RuntimeError:  # the pool broke (a worker died): the loop below reports it
+            pass
+
+    starter = threading.Thread(target=start_workers, daemon=True)
+    starter.start()
     pending: dict[Any, int] = {}
     it = iter(enumerate(jobs_list))
     stop = False
     try:
+        while starter.is_alive() and not stop:
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            stop = finished(nxt[0], run_job(nxt[1], pipe, opts))
+        starter.join()
         while True:
             while not stop and len(pending) < 2 * workers:
                 nxt = next(it, None)
@@ -255,4 +275,5 @@ def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
                 if finished(i, recs):
                     stop = True
     finally:
+        starter.join()
         ex.shutdown(wait=True, cancel_futures=True)

@@ -330,13 +330,14 @@ def test_bench_reports_a_ratio_to_the_copy_floor():
     assert "avg:k=2 on 256x256 float32" in text and "x copy" in text
 
 
-def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_interrupt_exits_130_and_leaves_no_partial_file(tmp_path, jobs):
     d = tmp_path / "in"
     d.mkdir()
     big = np.random.default_rng(6).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
     for i in range(40):
         Image.fromarray(big).save(d / f"{i:02}.png", compress_level=0)
-    proc = subprocess.Popen([*EXE, "avg", str(d), "-o", str(tmp_path / "out"), "-j", "1"],
+    proc = subprocess.Popen([*EXE, "avg", str(d), "-o", str(tmp_path / "out"), "-j", jobs],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # interrupt mid-batch: once the first output exists, most files are still to do
     deadline = time.monotonic() + 60
