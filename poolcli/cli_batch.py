@@ -223,15 +223,25 @@ def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
     process pools the first files itself.
     """
     import multiprocessing
+    import signal
     import threading
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing import forkserver
 
-    from .batch import run_job
+    from .batch import run_job, run_job_in_worker
     from .report import FileRecord
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["poolcli.batch"])
+    # The fork server starts with SIGINT ignored, which it inherits: a Ctrl-C while it
+    # imports would print its traceback. Its workers take SIGINT only while they pool
+    # (run_job_in_worker), so a Ctrl-C still stops them mid-file.
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
     ex = ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=100)
 
     def start_workers() -> None:
@@ -239,8 +249,8 @@ def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
         try:
             for _ in range(workers):
                 ex.submit(int)
-        except RuntimeError:  # the pool broke (a worker died): the loop below reports it
-            pass
+        except (RuntimeError, OSError, EOFError):
+            pass  # interrupted, or the pool broke: the main loop reports what matters
 
     starter = threading.Thread(target=start_workers, daemon=True)
     starter.start()
@@ -260,7 +270,7 @@ def _parallel(jobs_list, pipe, opts, workers, finished) -> None:
                 if nxt is None:
                     break
                 i, job = nxt
-                pending[ex.submit(run_job, job, pipe, opts)] = i
+                pending[ex.submit(run_job_in_worker, job, pipe, opts)] = i
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
