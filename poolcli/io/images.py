@@ -394,8 +394,9 @@ def write_image(
     params: dict[str, Any] = {k: like.info[k] for k in _METADATA[fmt] if like.info.get(k)}
     if fmt == "png" and like.mode in png.MODES:
         buf = io.BytesIO()
-        png.write_png(pixels, buf, like.mode, level=6 if compress_level is None else compress_level,
-                      threads=resolve_threads(threads), **params)
+        level = 6 if compress_level is None else compress_level
+        png.write_png(pixels, buf, like.mode, level=level, threads=resolve_threads(threads),
+                      **params)
         _put(buf.getbuffer(), dest)
         return
     img = Image.fromarray(pixels)
