@@ -337,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     def target(measure: str, text: str, measured: str, ok: bool | None) -> None:
         targets.append(dict(measure=measure, target=text, measured=measured, ok=ok))
 
+    def size_target(measure: str, text: str, ours: int, theirs: int) -> None:
+        target(measure, text, f"{ours / theirs:.3f}x ({ours / 1e6:.2f} vs {theirs / 1e6:.2f} MB)",
+               abs(ours / theirs - 1) <= 0.10)
+
     def med(group: dict[str, Any], name: str) -> float | None:
         return group.get(name, {}).get("median_ms")
 
@@ -405,11 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             target("one PNG", "poolcli default faster than ImageMagick convert",
                    f"{im_ms / p:.2f}x faster" if p <= im_ms else f"{p / im_ms:.2f}x slower",
                    p < im_ms)
-            s_p = g[cmds[0].name]["size"]
-            s_im = g["ImageMagick convert -scale 50%"]["size"]
-            target("one PNG", "poolcli default output size within 10% of ImageMagick's",
-                   f"{s_p / s_im:.3f}x ({s_p / 1e6:.2f} vs {s_im / 1e6:.2f} MB)",
-                   abs(s_p / s_im - 1) <= 0.10)
+            size_target("one PNG", "poolcli default output size within 10% of ImageMagick's",
+                        g[cmds[0].name]["size"], g["ImageMagick convert -scale 50%"]["size"])
         else:
             target("one PNG", "poolcli default vs ImageMagick",
                    "poolcli failed" if not p else "ImageMagick absent or failed", None)
@@ -461,11 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         if j2 and mg:
             target("folder", "poolcli -j 2 >= 1.8x faster than mogrify", f"{mg / j2:.2f}x",
                    mg / j2 >= 1.8)
-            s_p = g[cmds[0].name]["size"]
-            s_m = g["ImageMagick mogrify -scale 50%"]["size"]
-            target("folder", "poolcli output size within 10% of mogrify's",
-                   f"{s_p / s_m:.3f}x ({s_p / 1e6:.1f} vs {s_m / 1e6:.1f} MB)",
-                   abs(s_p / s_m - 1) <= 0.10)
+            size_target("folder", "poolcli output size within 10% of mogrify's",
+                        g[cmds[0].name]["size"], g["ImageMagick mogrify -scale 50%"]["size"])
         else:
             target("folder", "poolcli -j 2 vs mogrify",
                    "poolcli failed" if not j2 else "mogrify absent or failed", None)
