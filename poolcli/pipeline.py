@@ -10,30 +10,77 @@ from typing import Any
 
 import numpy as np
 
+from .core.kinds import canonical_kind, result_dtype
+from .core.plan import PoolPlan, make_plan
 from .errors import PoolError
-from .kernels import ALIASES, KINDS
-from .plan import PoolPlan, make_plan
-from .pool import execute, result_dtype
+from .pool import engine_for
 
-# Stage keys: the short and long spellings of every pool() option a stage may set.
-KEYS: dict[str, str] = {
-    "k": "kernel", "kernel": "kernel",
-    "s": "stride", "stride": "stride",
-    "p": "padding", "padding": "padding",
-    "d": "dilation", "dilation": "dilation",
-    "ceil": "ceil_mode", "ceil_mode": "ceil_mode",
-    "count_pad": "count_include_pad", "count_include_pad": "count_include_pad",
-    "divisor": "divisor_override", "divisor_override": "divisor_override",
-    "norm": "norm",
-    "out": "output_size", "output_size": "output_size",
-    "axes": "axes",
-    "ignore_nan": "ignore_nan",
-}
-SHORT = {"kernel": "k", "stride": "s", "padding": "p", "dilation": "d", "ceil_mode": "ceil",
-         "count_include_pad": "count_pad", "divisor_override": "divisor", "norm": "norm",
-         "output_size": "out", "axes": "axes", "ignore_nan": "ignore_nan"}
-_BOOL_KEYS = {"ceil_mode", "count_include_pad", "ignore_nan"}
-_FLOAT_KEYS = {"norm", "divisor_override"}
+
+@dataclass(frozen=True)
+class StageKey:
+    """One pool() option a stage may set: its name, its short stage key, its value type."""
+
+    param: str
+    short: str
+    value: str  # "ints" (3 or 3x2), "padding" (ints, same, valid), "bool" or "number"
+
+
+# The one table of stage options: the pipeline grammar, TOML files and the command line's
+# stage flags all read it.
+STAGE_KEYS: tuple[StageKey, ...] = (
+    StageKey("kernel", "k", "ints"),
+    StageKey("stride", "s", "ints"),
+    StageKey("padding", "p", "padding"),
+    StageKey("dilation", "d", "ints"),
+    StageKey("ceil_mode", "ceil", "bool"),
+    StageKey("count_include_pad", "count_pad", "bool"),
+    StageKey("divisor_override", "divisor", "number"),
+    StageKey("norm", "norm", "number"),
+    StageKey("output_size", "out", "ints"),
+    StageKey("axes", "axes", "ints"),
+    StageKey("ignore_nan", "ignore_nan", "bool"),
+)
+BY_PARAM: dict[str, StageKey] = {k.param: k for k in STAGE_KEYS}
+# Stage keys: the short and long spellings of every option -> the pool() argument.
+KEYS: dict[str, str] = {name: k.param for k in STAGE_KEYS for name in (k.short, k.param)}
+SHORT: dict[str, str] = {k.param: k.short for k in STAGE_KEYS}
+_ALLOWED = {"ints": "an int or a list like 3x2", "bool": "true or false",
+            "number": "a number", "padding": "an int, a list like 3x2, 'same' or 'valid'"}
+
+
+def parse_ints(text: str, sep: str = "x") -> int | tuple[int, ...]:
+    """The one grammar of integer lists: ``"3"`` -> 3, ``"3x2"`` -> (3, 2).
+
+    ``sep`` is the separator (``x``; ``,`` for axes on the command line). ValueError if
+    ``text`` is not such a list.
+
+    >>> parse_ints("3"), parse_ints("3x2"), parse_ints("0,1", sep=",")
+    (3, (3, 2), (0, 1))
+    """
+    vals = tuple(int(v) for v in text.strip().lower().split(sep))
+    return vals[0] if len(vals) == 1 else vals
+
+
+def parse_value(param: str, text: str, where: str, sep: str = "x") -> Any:
+    """The value of option ``param`` written as ``text``; ``where`` names it in errors."""
+    kind = BY_PARAM[param].value
+    low = text.strip().lower()
+    try:
+        if kind == "bool":
+            if low in ("true", "1", "yes"):
+                return True
+            if low in ("false", "0", "no"):
+                return False
+        elif kind == "number":
+            f = float(low)
+            return int(f) if f.is_integer() and param == "divisor_override" else f
+        elif kind == "padding" and low in ("same", "valid"):
+            return low
+        else:
+            return parse_ints(low, sep)
+    except ValueError:
+        pass
+    raise PoolError(f"{where} {text!r} is not understood; use {_ALLOWED[kind]}")
 
 
 @dataclass(frozen=True)
@@ -54,10 +101,7 @@ class Stage:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        name = self.kind.lower() if isinstance(self.kind, str) else self.kind
-        name = ALIASES.get(name, name)
-        if name not in KINDS:
-            raise PoolError(f"unknown kind {self.kind!r}; use one of {', '.join(KINDS)}")
+        name = canonical_kind(self.kind)
         object.__setattr__(self, "kind", name)
         for key in self.options:
             if key not in SHORT:
@@ -106,33 +150,9 @@ class Stage:
             if key not in KEYS:
                 raise PoolError(f"stage {text.strip()!r}: unknown key {key!r}; use "
                                 f"{', '.join(sorted(set(SHORT.values())))} or their long names")
-            options[KEYS[key]] = _parse_value(KEYS[key], value.strip(), text.strip())
+            options[KEYS[key]] = parse_value(KEYS[key], value,
+                                             f"stage {text.strip()!r}: {KEYS[key]}")
         return cls(kind, options)
-
-
-def _parse_value(key: str, value: str, where: str) -> Any:
-    low = value.lower()
-    if key in _BOOL_KEYS:
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise PoolError(f"stage {where!r}: {key} needs true or false, got {value!r}")
-    if key in _FLOAT_KEYS:
-        try:
-            f = float(value)
-        except ValueError:
-            raise PoolError(f"stage {where!r}: {key} needs a number, got {value!r}") from None
-        return int(f) if f.is_integer() and key == "divisor_override" else f
-    if key == "padding" and low in ("same", "valid"):
-        return low
-    try:
-        items = tuple(int(v) for v in low.split("x"))
-    except ValueError:
-        allowed = "an int, a list like 3x2, 'same' or 'valid'" if key == "padding" \
-            else "an int or a list like 3x2"
-        raise PoolError(f"stage {where!r}: {key} needs {allowed}, got {value!r}") from None
-    return items[0] if len(items) == 1 else items
 
 
 def _format_value(v: Any) -> str:
@@ -249,15 +269,14 @@ class Pipeline:
     def run(self, x: Any, *, axes: Any = None, threads: int | None = None,
             dtype: Any = None) -> tuple[np.ndarray, list[StageTiming]]:
         """Apply every stage; ``dtype`` applies to the final result. Returns timings too."""
-        arr = np.asarray(x)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"pooling needs a bool, integer or floating array, got {arr.dtype}")
+        engine = engine_for(x)
+        arr = engine.prepare(x)
         timings = []
         for i, stage in enumerate(self.stages):
             plan = stage.plan(arr.shape, axes)
             t0 = time.perf_counter()
             last = i == len(self.stages) - 1
-            out = execute(plan, arr, threads=threads, dtype=dtype if last else None)
+            out = engine.execute(plan, arr, threads=threads, dtype=dtype if last else None)
             timings.append(StageTiming(str(stage), arr.shape, out.shape,
                                        time.perf_counter() - t0))
             arr = out

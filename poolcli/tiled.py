@@ -21,13 +21,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .core.engine import execute, input_rows
+from .core.kinds import result_dtype
+from .core.plan import PoolPlan
 from .errors import PoolError
 from .io.arrays import ArrayReadError, NpyHeader
 from .io.arrays import read_npy_header as read_header
 from .io.atomic import atomic_write
 from .pipeline import Pipeline, StageTiming
-from .plan import PoolPlan
-from .pool import _rows, execute, result_dtype
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
           "gb": 1000**3, "t": 1000**4, "tb": 1000**4, "kib": 1024, "mib": 1024**2,
@@ -111,7 +112,7 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
         final_dt = result_dtype(plans[-1], final_dt, dtype)
     dst = Path(dst)
     if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
+        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
     result = FileResult(head.shape, head.dtype, plans[-1].out_shape, final_dt,
                         plans[0].axes, tiled=False)
     fits = working_set(head.shape, head.dtype, pipe, axes) <= limit
@@ -203,7 +204,7 @@ def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads, dep
     rows = max(1, (budget - ap.span * in_row) // (step_in * in_row + out_row))
     for o0 in range(0, ap.out, rows):
         o1 = min(o0 + rows, ap.out)
-        r0, r1 = _rows(ap, o0, o1)
+        r0, r1 = input_rows(ap, o0, o1)
         x = _read(f, offset + r0 * in_row, head.dtype, (*lead, r1 - r0, *shape[depth + 1:]))
         res = np.empty((*lead, o1 - o0, *plan.out_shape[depth + 1:]), out_dt)
         execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=(o0, o1, r0))

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from poolcli import Pipeline, pool
-from poolcli.batch import STDIO, Job, Options, default_name, plan_jobs, run_job, walk
+from poolcli.batch.job import run_job
+from poolcli.batch.jobs import STDIO, Job, Options, default_name, plan_jobs, walk
 from poolcli.errors import UsageError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -91,12 +92,12 @@ def test_a_folder_is_mirrored_under_the_output_folder(tree, tmp_path):
 
 
 @pytest.mark.parametrize("inputs,output,needle", [
-    ([], None, "no INPUT given"),
+    ([], None, "no input given"),
     (["missing.png"], None, "input missing.png does not exist"),
     (["-", "-"], "o.png", "only once"),
-    (["-"], None, "standard input needs -o"),
+    (["-"], None, "standard input needs `output`"),
     (["-", "in/b.png"], "out", "must be the only input"),
-    (["in"], "-", "-o - (standard output) takes one input file"),
+    (["in"], "-", "output=- (standard output) takes one input file"),
     (["in/b.png", "in/a.npy"], "file.txt", "is a file, but 2 inputs need a folder"),
     (["in/b.png", "in/sub/deeper/../../b.png"], "out", "both be written to"),
     (["empty"], None, "holds no supported files"),
@@ -129,7 +130,7 @@ def test_a_symlink_inside_the_output_folder_cannot_carry_outputs_out(tree, tmp_p
 
 def test_an_empty_folder_suggests_r_when_files_are_deeper(tmp_path):
     touch(tmp_path / "top" / "sub" / "x.png")
-    with pytest.raises(UsageError, match="-r searches sub-folders"):
+    with pytest.raises(UsageError, match="recursive=True searches sub-folders"):
         plan_jobs([str(tmp_path / "top")], None, "max")
     assert len(plan_jobs([str(tmp_path / "top")], None, "max", recursive=True)) == 1
 
@@ -172,7 +173,7 @@ def test_run_job_turns_failures_into_records(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 4)))
     touch(tmp_path / "taken.npy", b"mine")
     (rec,) = run_job(Job(str(tmp_path / "x.npy"), str(tmp_path / "taken.npy")), PIPE, Options())
-    assert rec.status == "error" and "exists; pass --overwrite" in rec.error
+    assert rec.status == "error" and "exists; pass overwrite=True" in rec.error
     assert (tmp_path / "taken.npy").read_bytes() == b"mine"
     (rec,) = run_job(Job(str(tmp_path / "x.npy"), str(tmp_path / "taken.npy")), PIPE,
                      Options(overwrite=True))
@@ -188,7 +189,7 @@ def test_run_job_turns_failures_into_records(tmp_path):
     shutil.copy(EXAMPLES / "coffee.png", tmp_path / "c.png")
     (rec,) = run_job(Job(str(tmp_path / "c.png"), str(tmp_path / "d.png")), PIPE,
                      Options(dtype="uint16"))
-    assert rec.stop and "--dtype applies to array outputs" in rec.error
+    assert rec.stop and "`dtype` applies to array outputs" in rec.error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "c.png", "taken.npy",
                                                           "x.npy"]
 

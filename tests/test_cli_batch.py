@@ -1,7 +1,7 @@
 """cli_batch.py: when a batch without -j is worth worker processes."""
 
-from poolcli.batch import Job
-from poolcli.cli_batch import PROCESS_MIN_BYTES, _worth_processes
+from poolcli.batch.jobs import Job
+from poolcli.batch.runner import PROCESS_MIN_BYTES, worth_processes
 
 
 def test_worker_processes_only_for_batches_that_repay_their_start_up(tmp_path):
@@ -9,9 +9,9 @@ def test_worker_processes_only_for_batches_that_repay_their_start_up(tmp_path):
     for p in small:
         p.write_bytes(b"x" * 1000)
     jobs = [Job(str(p), str(p) + ".out") for p in small]
-    assert not _worth_processes(jobs)
-    assert not _worth_processes([Job("-", "-"), Job(str(tmp_path / "gone.png"), "o")])
+    assert not worth_processes(jobs)
+    assert not worth_processes([Job("-", "-"), Job(str(tmp_path / "gone.png"), "o")])
     big = tmp_path / "big.png"
     with open(big, "wb") as f:
         f.truncate(PROCESS_MIN_BYTES)  # sparse: its size is what counts
-    assert _worth_processes([*jobs, Job(str(big), "o")])
+    assert worth_processes([*jobs, Job(str(big), "o")])

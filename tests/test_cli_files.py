@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from poolcli import pool
-from poolcli.kernels import KINDS
+from poolcli.core.kinds import KINDS
 
 EXE = [sys.executable, "-m", "poolcli"]
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from poolcli.io.images import (
-    MODE_DTYPES,
-    ImageReadError,
-    LoadedImage,
-    premultiplied,
-    read_image,
-    to_image_dtype,
-    unpremultiply,
-    write_image,
-)
+from poolcli.image import premultiplied, unpremultiply
+from poolcli.io.image_read import ImageReadError, LoadedImage, read_image
+from poolcli.io.image_write import to_image_dtype, write_image
+from poolcli.io.modes import MODE_DTYPES
 from poolcli.io.sniff import (
     ARRAY_SUFFIXES,
     IMAGE_SUFFIXES,
@@ -352,9 +346,9 @@ def test_write_rejects_bad_settings_and_shapes(tmp_path):
     like = LoadedImage(_pixels("RGB"), "RGB", "png")
     with pytest.raises(ValueError, match="cannot write an image as 'npy'"):
         write_image(like.array, tmp_path / "x", like, format="npy")
-    with pytest.raises(ValueError, match="quality 0 is out of range"):
+    with pytest.raises(ValueError, match="quality=0 is out of range"):
         write_image(like.array, tmp_path / "x", like, format="jpeg", quality=0)
-    with pytest.raises(ValueError, match="compress_level 10 is out of range"):
+    with pytest.raises(ValueError, match="compress_level=10 is out of range"):
         write_image(like.array, tmp_path / "x", like, compress_level=10)
     with pytest.raises(ValueError, match=r"shape \(7, 10\) cannot be a RGB image"):
         write_image(like.array[..., 0], tmp_path / "x", like)

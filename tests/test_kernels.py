@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from poolcli import pool
-from poolcli.kernels import KINDS, acc_dtype, network_select, selection_network
-from poolcli.plan import make_plan
+from poolcli.core.gather import network_select, selection_network
+from poolcli.core.kinds import KINDS, acc_dtype
+from poolcli.core.plan import make_plan
 
 
 @pytest.mark.parametrize("k", range(1, 30))

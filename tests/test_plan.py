@@ -3,7 +3,7 @@
 import numpy as np
 
 from poolcli import Pipeline, PoolError
-from poolcli.plan import make_plan
+from poolcli.core.plan import make_plan
 
 
 def test_equal_options_give_the_same_plan_object():
@@ -34,10 +34,10 @@ def test_same_padding_smaller_half_before():
 
 def test_note_for_rows_never_pooled_and_ceil_hint():
     plan = make_plan((5, 4), "max", 2)
-    assert plan.notes() == ["axis 0: the last 1 row is never pooled; --ceil-mode keeps it"]
+    assert plan.notes() == ["axis 0: the last 1 row is never pooled; ceil_mode=True keeps it"]
     assert make_plan((5, 4), "max", 2, ceil_mode=True).notes() == []
     three = make_plan((7, 8), "max", 4)
-    assert three.notes() == ["axis 0: the last 3 rows are never pooled; --ceil-mode keeps them"]
+    assert three.notes() == ["axis 0: the last 3 rows are never pooled; ceil_mode=True keeps them"]
 
 
 def test_note_for_gaps_when_stride_exceeds_window():

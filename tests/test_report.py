@@ -7,8 +7,9 @@ import sys
 import pytest
 from rich.console import Console
 
+from poolcli.batch.report import FileRecord, Summary, json_document, peak_rss_bytes
+from poolcli.cli.table import table
 from poolcli.pipeline import StageTiming
-from poolcli.report import FileRecord, Summary, json_document, peak_rss_bytes, table
 
 FILE_KEYS = {"input", "output", "status", "error", "input_shape", "input_dtype", "output_shape",
              "output_dtype", "axes", "stages", "load_seconds", "pool_seconds", "save_seconds",

@@ -24,7 +24,7 @@ def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
     """
     dst = Path(dst)
     if not overwrite and dst.exists():
-        raise FileExistsError(f"{dst} exists; pass --overwrite to replace it")
+        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
     fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
     tmp = Path(name)
     try:
@@ -37,7 +37,7 @@ def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
             try:
                 os.link(tmp, dst)
             except FileExistsError:
-                raise FileExistsError(f"{dst} exists; pass --overwrite to replace it") from None
+                raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it") from None
             tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -6,12 +6,9 @@ import json
 import resource
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .pipeline import StageTiming
-
-if TYPE_CHECKING:  # Rich loads only when a table is drawn: workers and pipes never need it
-    from rich.table import Table
+from ..pipeline import StageTiming
 
 
 @dataclass
@@ -94,52 +91,5 @@ class Summary:
 
 
 def json_document(records: list[dict[str, Any]], summary: Summary) -> str:
-    """The --report json document; ``records`` are FileRecord.as_json() dicts."""
+    """The JSON report document; ``records`` are FileRecord.as_json() dicts."""
     return json.dumps({"files": records, "summary": summary.as_json()}, indent=2)
-
-
-def _shape(t: tuple[int, ...] | None) -> str:
-    return "" if t is None else "x".join(map(str, t))
-
-
-def table(records: list[FileRecord], summary: Summary, max_rows: int | None = None) -> Table:
-    """A Rich table: one row per file with a line per stage, and the total as its caption.
-
-    With ``max_rows``, a long batch shows its failures and then its first files up to that
-    many rows, and one row saying how many more there were.
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(header_style="bold", caption_justify="left")
-    t.add_column("file", overflow="fold", min_width=16)
-    t.add_column("shape in -> out", no_wrap=True)
-    t.add_column("stages", no_wrap=True)
-    for col in ("load", "pool", "save"):
-        t.add_column(col, justify="right", no_wrap=True)
-    shown = list(records)
-    if max_rows is not None and len(shown) > max_rows:
-        # every failure (up to the limit), then the first files, in their own order
-        picked = set(([id(r) for r in shown if r.status != "ok"]
-                      + [id(r) for r in shown if r.status == "ok"])[:max(max_rows - 1, 1)])
-        shown = [r for r in shown if id(r) in picked]
-    for r in shown:
-        # file names are text, not markup: "a.npz[image]" must keep its brackets
-        if r.status != "ok":
-            t.add_row(escape(r.input), "[red]failed[/red] (reported above)", "", "", "", "")
-            continue
-        stages = "\n".join(f"{escape(s.stage)} -> {_shape(s.output_shape)}  "
-                           f"{s.seconds * 1e3:.1f} ms" for s in r.stages)
-        t.add_row(escape(f"{r.input}\n-> {r.output}"),
-                  f"{_shape(r.input_shape)} {r.input_dtype}\n"
-                  f"{_shape(r.output_shape)} {r.output_dtype}",
-                  stages, _ms(r.load_seconds), _ms(r.pool_seconds), _ms(r.save_seconds))
-    if len(shown) < len(records):
-        t.add_row(f"... {len(records) - len(shown)} more files", "", "", "", "", "")
-    t.caption = (f"{summary.ok} ok, {summary.failed} failed in {summary.seconds:.2f} s; "
-                 f"{summary.throughput()}; peak RSS {summary.peak_rss_bytes / 2**20:.0f} MiB")
-    return t
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms"

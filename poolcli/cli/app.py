@@ -1,17 +1,19 @@
-"""The command line, Typer only: parse options, call the library, turn errors into exit codes."""
+"""The Typer app: one command per kind (built from the registry), run, plan, info, bench."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from . import __version__
-from .cli_batch import run_batch, say
-from .cli_options import (
+from .. import __version__
+from ..core.kinds import ALIASES, KINDS
+from ..errors import UsageError
+from ..pipeline import Pipeline
+from .batch import Reporting, run_batch
+from .messages import say
+from .options import (
     Axes,
     Ceil,
     Compress,
@@ -42,24 +44,11 @@ from .cli_options import (
     ReportFile,
     Stride,
     check_dtype,
+    ints,
+    make_options,
     make_stage,
     parse_axes,
-    parse_ints,
 )
-from .errors import PoolError, UsageError
-from .kernels import ALIASES, KINDS
-from .pipeline import Pipeline
-
-# Typer 0.29 vendors its own Click (typer._click) and a fresh install has no `click`;
-# older Typers raise Click's exceptions. Catch whichever family is present.
-try:
-    import click as _click
-
-    _CLICK_ERRORS: tuple[type[BaseException], ...] = (_click.ClickException,
-                                                      typer.TyperException)
-    _ABORTS: tuple[type[BaseException], ...] = (_click.exceptions.Abort, typer.Abort)
-except ImportError:
-    _CLICK_ERRORS, _ABORTS = (typer.TyperException,), (typer.Abort,)
 
 # "\b" keeps Click from re-wrapping the example lines.
 EPILOG = (
@@ -96,10 +85,7 @@ def _kind_command(kind: str, name: str):
                 compress_level: Compress = None) -> None:
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
                            count_include_pad, divisor, norm, output_size, global_, ignore_nan)
-        raise typer.Exit(run_batch(Pipeline([stage]), name, inputs, output, format,
-                                   overwrite, dtype, jobs, report, report_file, quiet,
-                                   fail_fast, memory_limit, recursive, glob, axes, premultiply,
-                                   quality, compress_level))
+        raise typer.Exit(_run(Pipeline([stage]), name, inputs, locals()))
     command.__doc__ = f"{kind}: {KINDS[kind].summary}."
     return command
 
@@ -108,6 +94,20 @@ for _kind in KINDS:
     app.command(name=_kind, epilog=EPILOG)(_kind_command(_kind, _kind))
 for _alias, _kind in ALIASES.items():  # `poolcli mean` is avg; listed in avg's summary
     app.command(name=_alias, epilog=EPILOG, hidden=True)(_kind_command(_kind, _alias))
+
+
+def _run(pipe: Pipeline, tag: str, inputs: list[str], given: dict) -> int:
+    """Run a batch from a command's output options (``given``: the command's locals, so
+    the KIND commands and `run` declare their shared options once each, not twice more)."""
+    from ..batch.runner import BatchOptions
+
+    job = make_options(given["axes"], given["dtype"], given["format"], given["overwrite"],
+                       given["premultiply"], given["quality"], given["compress_level"],
+                       given["memory_limit"], given["jobs"])
+    opts = BatchOptions(pipeline=pipe, inputs=tuple(inputs), tag=tag, output=given["output"],
+                        recursive=given["recursive"], glob=given["glob"], jobs=given["jobs"],
+                        fail_fast=given["fail_fast"], job=job)
+    return run_batch(opts, Reporting(given["report"], given["report_file"], given["quiet"]))
 
 
 def _pipeline(text: str | None, pipeline_file: Path | None) -> Pipeline:
@@ -132,9 +132,7 @@ def run(args: Annotated[list[str], typer.Argument(
     """Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'."""
     text, inputs = (None, args) if pipeline_file else (args[0], args[1:])
     pipe = _pipeline(text, pipeline_file)
-    raise typer.Exit(run_batch(pipe, "pooled", inputs, output, format, overwrite, dtype,
-                               jobs, report, report_file, quiet, fail_fast, memory_limit,
-                               recursive, glob, axes, premultiply, quality, compress_level))
+    raise typer.Exit(_run(pipe, "pooled", inputs, locals()))
 
 
 @app.command(epilog=EPILOG)
@@ -146,7 +144,8 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
              help="plan for this shape; HxWxC with C <= 4 is an image (pools H, W)")] = None,
          axes: Axes = None, pipeline_file: PipeFile = None) -> None:
     """Shapes after each stage and the arithmetic per axis; no data is processed."""
-    from .describe import describe_input, plan_text
+    from ..io.headers import describe_input
+    from .text import plan_text
 
     args = args or []
     text, rest = (None, args) if pipeline_file else (args[0] if args else None, args[1:])
@@ -155,7 +154,7 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
     if shape is not None and rest:
         raise UsageError("give either --shape or an INPUT, not both")
     if shape is not None:
-        dims = parse_ints("--shape", shape)
+        dims = ints("--shape", shape)
         dims = (dims,) if isinstance(dims, int) else dims
         if ax is None and len(dims) == 3 and dims[2] <= 4:
             ax = (0, 1)
@@ -179,18 +178,15 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
 @app.command(epilog=EPILOG)
 def info(inputs: Inputs, recursive: Recursive = False, glob: Glob = None) -> None:
     """Shape, dtype, image mode and size of each input, reading headers only."""
-    from .batch import walk
-    from .describe import describe_input
+    from ..batch.jobs import expand
+    from ..io.headers import describe_input
+    from .text import info_line
 
     status = 0
-    names: list[str] = []
-    for name in inputs:  # a folder stands for its supported files, as for the KIND commands
-        path = Path(name)
-        names.extend(map(str, walk(path, recursive, glob)) if name != "-" and path.is_dir()
-                     else [name])
-    for name in names:
+    # a folder stands for its supported files, as for the KIND commands
+    for name, _ in expand(inputs, recursive, glob):
         try:
-            print(describe_input(name).line())
+            print(info_line(describe_input(name)))
         except (OSError, ValueError) as e:
             say("error", f"{name}: {e}")
             status = 1
@@ -211,9 +207,9 @@ def bench(shape: Annotated[str, typer.Option(
               "--threads", metavar="N", help="threads for the one call (default: all cores)")]
           = None) -> None:
     """Time the core on synthetic data: median ms and the ratio to copying the input."""
-    from .describe import bench_text
+    from .text import bench_text
 
-    dims = parse_ints("--shape", shape)
+    dims = ints("--shape", shape)
     stage = make_stage(kind, kernel, stride, padding)
     check_dtype(dtype)
     if repeat < 1:
@@ -233,41 +229,3 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version,
                                                 is_eager=True, help="print the version")]
           = False) -> None:
     """Pool images and N-d arrays from the shell."""
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The console script: every user mistake is one line and exit status 2, never a trace."""
-    try:
-        code = app(args=argv, standalone_mode=False, prog_name="poolcli")
-    except _CLICK_ERRORS as e:
-        # Typer may vendor its own Click: both families carry exit_code and a message.
-        if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
-            sys.stderr.write(e.ctx.get_help() + "\n")
-            return 2
-        message = e.format_message() if hasattr(e, "format_message") else str(e)
-        say("error", message)
-        code = getattr(e, "exit_code", 2)
-        code = 2 if code in (1, None) else code
-    except (PoolError, ValueError, TypeError) as e:
-        # PoolError is the library's word for a mistake; a bare ValueError or TypeError from
-        # NumPy or Pillow about an option's value is one too.
-        say("error", e)
-        code = 2
-    except (KeyboardInterrupt, *_ABORTS):
-        # Click turns Ctrl-C into Abort; outputs in flight were written whole or not at all.
-        say("interrupted", "")
-        code = 130
-    except BrokenPipeError:
-        # The reader of our standard output went away (e.g. `| head`): not our failure.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 1
-    except OSError as e:
-        # The system refused something outside any one input (a full disk, a permission).
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        say("error", f"{where}{e.strerror or e}")
-        code = 1
-    return code if isinstance(code, int) else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -13,8 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import PoolError
-from .kernels import ALIASES, KINDS
+from ..errors import PoolError
+from .kinds import KINDS, canonical_kind
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class PoolPlan:
                 msg = f"axis {ap.axis}: the last {tail} {noun} {verb} never pooled"
                 if not ap.ceil_mode and _length(ap.n, ap.kernel, ap.stride, ap.dilation,
                                                 ap.before, ap.after, True) > ap.out:
-                    msg += "; --ceil-mode keeps " + ("it" if tail == 1 else "them")
+                    msg += "; ceil_mode=True keeps " + ("it" if tail == 1 else "them")
                 out.append(msg)
             if gaps:
                 out.append(f"axis {ap.axis}: {gaps} {name}s inside the input are never pooled "
@@ -195,11 +195,7 @@ def make_plan(shape: tuple[int, ...], kind: str = "max", kernel: object = 2,
 @lru_cache(maxsize=512)
 def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
                divisor_override, norm, axes, output_size, ignore_nan, return_indices) -> PoolPlan:
-    if not isinstance(kind, str):
-        raise TypeError(f"kind must be a string, got {kind!r}")
-    name = ALIASES.get(kind.lower(), kind.lower())
-    if name not in KINDS:
-        raise PoolError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)} (or mean)")
+    name = canonical_kind(kind)
     spec = KINDS[name]
     ndim = len(shape)
     if ndim == 0:

@@ -1,4 +1,8 @@
-"""The command line's options, declared once and shared by every command, and their values."""
+"""The command line's options, declared once and shared by every command, and their values.
+
+Values are read with the library's own grammar (``pipeline.parse_value``); this module
+adds only the flags' names and the rules that are about flags (which ones clash).
+"""
 
 from __future__ import annotations
 
@@ -7,38 +11,36 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .errors import UsageError
-from .pipeline import Stage
+from ..errors import PoolError, UsageError
+from ..pipeline import Stage, parse_ints, parse_value
 
 if TYPE_CHECKING:
-    from .batch import Options
+    from ..batch.jobs import Options
 
 # --- option values -----------------------------------------------------------------------
 
 
-def parse_ints(option: str, text: str | None, sep: str = "x") -> int | tuple[int, ...] | None:
-    """``"3"`` -> 3, ``"3x2"`` -> (3, 2) (``sep`` or a comma between values); None stays."""
+def ints(flag: str, text: str | None, sep: str = "x") -> int | tuple[int, ...] | None:
+    """``"3"`` -> 3, ``"3x2"`` (or ``"3,2"``) -> (3, 2); None stays None."""
     if text is None:
         return None
     try:
-        vals = tuple(int(v) for v in text.lower().replace(",", sep).split(sep))
+        return parse_ints(text.replace(",", sep), sep)
     except ValueError:
-        raise UsageError(f"{option} {text!r} is not understood; use an int or a list like "
+        raise UsageError(f"{flag} {text!r} is not understood; use an int or a list like "
                          f"3{sep}2") from None
-    return vals[0] if len(vals) == 1 else vals
 
 
 def parse_axes(text: str | None) -> tuple[int, ...] | None:
-    ax = parse_ints("--axes", text, sep=",")
+    ax = ints("--axes", text, sep=",")
     return (ax,) if isinstance(ax, int) else ax
 
 
-def parse_padding(text: str | None) -> Any:
-    if text is None:
-        return None
-    if text.lower() in ("same", "valid"):
-        return text.lower()
-    return parse_ints("--padding", text)
+def _value(param: str, flag: str, text: str) -> Any:
+    try:
+        return parse_value(param, text.replace(",", "x"), flag)
+    except PoolError as e:
+        raise UsageError(str(e)) from None
 
 
 def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
@@ -47,11 +49,12 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
                divisor: float | None = None, norm: float | None = None,
                output_size: str | None = None, global_: bool = False,
                ignore_nan: bool = False) -> Stage:
-    """One pipeline stage from a KIND command's stage options (PoolError if they clash)."""
+    """One pipeline stage from a KIND command's stage options (UsageError if they clash)."""
     opts: dict[str, Any] = {}
     if global_ and output_size:
         raise UsageError("--global and --output-size both set the output size; give one")
-    out_size = 1 if global_ else parse_ints("--output-size", output_size)
+    out_size = 1 if global_ else (None if output_size is None else
+                                  _value("output_size", "--output-size", output_size))
     if out_size is not None:
         given = [name for name, val in (("-k", kernel), ("-s", stride), ("-p", padding),
                                         ("-d", dilation), ("--ceil-mode", ceil_mode or None))
@@ -62,12 +65,12 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
                              f"{', '.join(given)}")
         opts["output_size"] = out_size
     else:
-        opts["kernel"] = parse_ints("--kernel", kernel) if kernel is not None else 2
-        for key, val in (("stride", parse_ints("--stride", stride)),
-                         ("padding", parse_padding(padding)),
-                         ("dilation", parse_ints("--dilation", dilation))):
-            if val is not None:
-                opts[key] = val
+        opts["kernel"] = 2 if kernel is None else _value("kernel", "--kernel", kernel)
+        for param, flag, text in (("stride", "--stride", stride),
+                                  ("padding", "--padding", padding),
+                                  ("dilation", "--dilation", dilation)):
+            if text is not None:
+                opts[param] = _value(param, flag, text)
         if ceil_mode:
             opts["ceil_mode"] = True
     for key, val in (("count_include_pad", count_include_pad), ("divisor_override", divisor),
@@ -81,34 +84,32 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
 
 def check_dtype(dtype: str | None) -> None:
     """A --dtype must name a bool, integer or float dtype (UsageError otherwise)."""
-    import numpy as np
+    from ..core.kinds import check_dtype as library_check
 
-    if dtype is None:
-        return
-    try:
-        if np.dtype(dtype).kind not in "biuf":
-            raise TypeError
-    except TypeError:
-        raise UsageError(f"--dtype {dtype!r} is not a bool, integer or float dtype; use "
-                         "e.g. uint8, float32") from None
+    if dtype is not None:
+        try:
+            library_check(dtype)
+        except PoolError as e:
+            raise UsageError(str(e)) from None
 
 
 def make_options(axes: str | None, dtype: str | None, fmt: str | None, overwrite: bool,
                  premultiply: bool, quality: int | None, compress_level: int | None,
                  memory_limit: str | None, jobs: int | None) -> Options:
     """The output options shared by every job of a run, checked (UsageError)."""
-    from .batch import Options
-    from .io.sniff import normalise_format
-    from .tiled import parse_size
+    from ..batch.jobs import Options
+    from ..io.image_write import check_settings
+    from ..io.sniff import normalise_format
+    from ..tiled import parse_size
 
     check_dtype(dtype)
     if fmt is not None and normalise_format(fmt) is None:
         raise UsageError(f"--format {fmt!r} is not known; use png, jpg, tiff, bmp, webp, gif, "
                          "npy or npz")
-    if quality is not None and not 1 <= quality <= 100:
-        raise UsageError(f"--quality {quality} is out of range; use 1..100")
-    if compress_level is not None and not 0 <= compress_level <= 9:
-        raise UsageError(f"--compress-level {compress_level} is out of range; use 0..9")
+    try:
+        check_settings(quality, compress_level)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs {jobs} must be >= 1")
     return Options(axes=parse_axes(axes), dtype=dtype,

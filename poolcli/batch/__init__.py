@@ -1,0 +1,1 @@
+"""Batches: inputs become jobs with named outputs, each job runs whole or fails alone."""

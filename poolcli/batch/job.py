@@ -1,0 +1,219 @@
+"""One job: load an input, pool it, write its output whole; every failure is a record."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..errors import PoolError, UsageError
+from ..image import IMAGE_AXES, run_image
+from ..io import arrays
+from ..io.atomic import atomic_write
+from ..io.image_read import ImageReadError, read_image
+from ..io.image_write import write_image
+from ..io.modes import MODES
+from ..io.sniff import format_from_suffix, sniff_format
+from ..pipeline import Pipeline
+from ..tiled import default_memory_limit, pool_file, read_header, working_set
+from .jobs import STDIO, Job, Options
+from .report import FileRecord, peak_rss_bytes
+
+# zlib level 4 writes photographs within 1% of level 6's size in half the time or less.
+PNG_LEVEL = 4
+
+
+def _out_format(job: Job, in_format: str, opts: Options) -> str:
+    if opts.format:
+        return opts.format
+    if job.dest != STDIO:
+        by_suffix = format_from_suffix(job.dest)
+        if by_suffix:
+            return by_suffix
+    return in_format
+
+
+def run_job_in_worker(job: Job, pipe: Pipeline, opts: Options) -> list[FileRecord]:
+    """run_job in a worker process, which ignores SIGINT except while it runs a job.
+
+    Workers inherit an ignored SIGINT from the fork server. A Ctrl-C reaches the whole
+    process group: a busy worker stops its file (no partial output), and the executor
+    hands the KeyboardInterrupt back as the job's result; an idle one, waiting for work,
+    would print a traceback instead, so it keeps ignoring SIGINT.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run_job(job, pipe, opts)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_job(job: Job, pipe: Pipeline, opts: Options, *, stdin: BinaryIO | None = None,
+            stdout: BinaryIO | None = None) -> list[FileRecord]:
+    """Load, pool and write one input; a failure is returned as an error record.
+
+    Usage errors (a pipeline that cannot fit this input is the input's failure, not a
+    usage error) and I/O errors never escape as exceptions, except KeyboardInterrupt.
+    Each record carries the process that did the work and its peak RSS so far.
+    """
+    recs = _run_job(job, pipe, opts, stdin, stdout)
+    pid, peak = os.getpid(), peak_rss_bytes()
+    for r in recs:
+        r.pid, r.process_peak_rss = pid, peak
+    return recs
+
+
+def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
+             stdout: BinaryIO | None) -> list[FileRecord]:
+    t_start = time.perf_counter()
+    rec = FileRecord(input="<stdin>" if job.src == STDIO else job.src,
+                     output="<stdout>" if job.dest == STDIO else job.dest)
+    try:
+        return _run(job, pipe, opts, rec, t_start, stdin, stdout)
+    except FileExistsError as e:
+        rec.error = str(e)
+        rec.exists = True
+    except (ImageReadError, arrays.ArrayReadError) as e:
+        rec.error = f"cannot read: {e}"
+    except UsageError as e:
+        # The options cannot apply to this kind of input: the batch stops here.
+        rec.error = str(e)
+        rec.usage_error = rec.stop = True
+    except PoolError as e:
+        rec.error = str(e)
+        rec.usage_error = True
+    except (ValueError, TypeError) as e:
+        rec.error = str(e)
+    except MemoryError:
+        rec.error = "out of memory; try a smaller `memory_limit` with a .npy input"
+    except OSError as e:
+        rec.error = e.strerror or str(e)
+        if e.filename:
+            rec.error = f"{e.filename}: {rec.error}"
+    rec.status = "error"
+    rec.seconds = time.perf_counter() - t_start
+    return [rec]
+
+
+def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: float,
+         stdin: BinaryIO | None, stdout: BinaryIO | None) -> list[FileRecord]:
+    t0 = time.perf_counter()
+    if job.src == STDIO:
+        data: bytes | None = (stdin.read() if stdin is not None else b"")
+        head = data[:16]
+        rec.input_bytes = len(data)
+    else:
+        data = None
+        with open(job.src, "rb") as f:
+            head = f.read(16)
+        rec.input_bytes = os.path.getsize(job.src)
+    in_format = sniff_format(head)
+    if in_format is None:
+        raise ImageReadError("not a PNG, JPEG, TIFF, BMP, WebP, GIF, .npy or .npz file")
+    out_format = _out_format(job, in_format, opts)
+    if in_format in ("npy", "npz") and out_format not in ("npy", "npz"):
+        raise UsageError(f"an array cannot be written as {out_format}; use .npy or .npz")
+    # Options that cannot apply are refused before any decoding.
+    if in_format not in ("npy", "npz"):
+        if opts.axes is not None and opts.axes != (0, 1):
+            raise UsageError("`axes` applies to .npy/.npz inputs; images are pooled over "
+                             "height and width")
+        if opts.dtype is not None and out_format not in ("npy", "npz"):
+            raise UsageError("`dtype` applies to array outputs; an image keeps its mode; "
+                             "write .npy (format=npy) to choose a dtype")
+    if in_format == "npy" and data is None and out_format == "npy" and job.dest != STDIO:
+        head_info = read_header(job.src)
+        limit = opts.memory_limit or default_memory_limit()
+        if working_set(head_info.shape, head_info.dtype, pipe, opts.axes) > limit:
+            res = pool_file(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
+                            threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite)
+            rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
+            rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
+            rec.axes, rec.stages = res.axes, res.stages
+            rec.pool_seconds = sum(s.seconds for s in res.stages)
+            rec.seconds = time.perf_counter() - t_start
+            return [rec]
+    src: Any = data if data is not None else job.src
+    if in_format in ("npy", "npz"):
+        return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
+    img = read_image(src, max_pixels=opts.max_pixels)
+    rec.load_seconds = time.perf_counter() - t0
+    arr = img.array
+    rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), IMAGE_AXES
+    t1 = time.perf_counter()
+    as_image = out_format not in ("npy", "npz")
+    out, rec.stages = run_image(img, pipe, premultiply=opts.premultiply, keep_mode=as_image,
+                                dtype=opts.dtype, threads=opts.threads)
+    rec.pool_seconds = time.perf_counter() - t1
+    rec.output_shape = out.shape
+    t2 = time.perf_counter()
+    if out_format in ("npy", "npz"):
+        rec.output_dtype = str(out.dtype)
+        if out_format == "npy":
+            _write(job, opts, stdout, lambda f: arrays.write_npy(out, f))
+        else:
+            _write(job, opts, stdout, lambda f: arrays.write_npz({"image": out}, f))
+    else:
+        rec.output_dtype = str(MODES[img.mode].dtype)
+        level = opts.compress_level
+        if level is None and out_format == "png":
+            level = PNG_LEVEL
+        _write(job, opts, stdout, lambda f: write_image(
+            out, f, img, format=out_format, quality=opts.quality, compress_level=level,
+            threads=opts.threads))
+    rec.save_seconds = time.perf_counter() - t2
+    rec.seconds = time.perf_counter() - t_start
+    return [rec]
+
+
+def _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
+    members = arrays.read_arrays(src)
+    rec.load_seconds = time.perf_counter() - t0
+    results: dict[str, np.ndarray] = {}
+    records = []
+    base = rec.input
+    for name, arr in members.items():
+        r = rec if not records else FileRecord(input=rec.input, output=rec.output)
+        if name:
+            r.input = f"{base}[{name}]"
+        if arr.ndim == 0:
+            raise PoolError(f"array {name or ''} is 0-d (a scalar); there is nothing to pool"
+                            .replace("array  ", "array "))
+        t1 = time.perf_counter()
+        out, r.stages = pipe.run(arr, axes=opts.axes, threads=opts.threads, dtype=opts.dtype)
+        r.pool_seconds = time.perf_counter() - t1
+        r.input_shape, r.input_dtype = arr.shape, str(arr.dtype)
+        r.output_shape, r.output_dtype = out.shape, str(out.dtype)
+        r.axes = pipe.plans(arr.shape, arr.dtype, axes=opts.axes)[0].axes
+        results[name or "arr_0"] = out
+        records.append(r)
+    t2 = time.perf_counter()
+    if out_format == "npy":
+        if len(results) != 1:
+            raise ValueError(f"{len(results)} arrays cannot go into one .npy; write .npz")
+        (only,) = results.values()
+        _write(job, opts, stdout, lambda f: arrays.write_npy(only, f))
+    else:
+        _write(job, opts, stdout, lambda f: arrays.write_npz(results, f))
+    rec.save_seconds = time.perf_counter() - t2
+    rec.seconds = time.perf_counter() - t_start
+    return records
+
+
+def _write(job: Job, opts: Options, stdout: BinaryIO | None, write) -> None:
+    if job.dest == STDIO:
+        buf = io.BytesIO()  # encode fully first: a failure must not leave half a file
+        write(buf)
+        if stdout is None:
+            raise ValueError("no standard output to write to")
+        stdout.write(buf.getvalue())
+        stdout.flush()
+        return
+    dest = Path(job.dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dest, write, overwrite=opts.overwrite)

@@ -1,0 +1,61 @@
+"""The command line: the Typer app (app.py), its options, batch display and text; main()
+turns the library's errors into one line and an exit status."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from ..errors import PoolError
+from .app import app
+from .messages import say
+
+# Typer 0.29 vendors its own Click (typer._click) and a fresh install has no `click`;
+# older Typers raise Click's exceptions. Catch whichever family is present.
+try:
+    import click as _click
+
+    _CLICK_ERRORS: tuple[type[BaseException], ...] = (_click.ClickException,
+                                                      typer.TyperException)
+    _ABORTS: tuple[type[BaseException], ...] = (_click.exceptions.Abort, typer.Abort)
+except ImportError:
+    _CLICK_ERRORS, _ABORTS = (typer.TyperException,), (typer.Abort,)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script: every user mistake is one line and exit status 2, never a trace."""
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="poolcli")
+    except _CLICK_ERRORS as e:
+        # Typer may vendor its own Click: both families carry exit_code and a message.
+        if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
+            sys.stderr.write(e.ctx.get_help() + "\n")
+            return 2
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        say("error", message)
+        code = getattr(e, "exit_code", 2)
+        code = 2 if code in (1, None) else code
+    except PoolError as e:
+        # the library's word for a user's mistake in options, a pipeline or a shape
+        say("error", e)
+        code = 2
+    except (KeyboardInterrupt, *_ABORTS):
+        # Click turns Ctrl-C into Abort; outputs in flight were written whole or not at all.
+        say("interrupted", "")
+        code = 130
+    except BrokenPipeError:
+        # The reader of our standard output went away (e.g. `| head`): not our failure.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    except OSError as e:
+        # The system refused something outside any one input (a full disk, a permission).
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        say("error", f"{where}{e.strerror or e}")
+        code = 1
+    except Exception as e:  # a bug: said as one, never passed off as the user's mistake
+        say("error", f"internal error, a bug in poolcli ({type(e).__name__}: {e}); "
+            "please report it with the command that caused it")
+        code = 1
+    return code if isinstance(code, int) else 0

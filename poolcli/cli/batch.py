@@ -1,0 +1,175 @@
+"""A batch as the command line shows it: one line per failure, warnings once, a progress
+bar on a terminal, the report, and the exit status."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..batch.report import FileRecord
+from ..errors import UsageError
+from .messages import say
+
+# Rich and the batch machinery are imported where they are used: `poolcli --version` and
+# `--help` should start as fast as importing NumPy, Pillow and Typer.
+TABLE_ROWS = 20  # rows of the default report table on a terminal
+EXISTS_LINES = 3  # outputs that exist already, named one per line before they are counted
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """How a run speaks: the --report mode, --report-file and --quiet."""
+
+    report: str | None = None
+    report_file: Path | None = None
+    quiet: bool = False
+
+    @property
+    def mode(self) -> str:
+        return self.report or ("table" if sys.stderr.isatty() else "none")
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Shown:
+    """Says each failure and warning once, and counts the repeats instead."""
+
+    quiet: bool
+    progress: Any = None
+    task: Any = None
+    warned: set[str] = field(default_factory=set)
+    repeated: dict[str, int] = field(default_factory=dict)  # usage error -> more like it
+    exists_named: int = 0  # outputs that exist already, named on a line
+    exists_more: int = 0  # ... and only counted
+    stopped: bool = False  # a mistake stopped the batch: other workers' copies are quiet
+
+    def finished(self, r: FileRecord, notes: list[str]) -> None:
+        if r.status != "ok":
+            if self.stopped and r.stop:
+                pass
+            elif r.usage_error and r.error in self.repeated:
+                self.repeated[r.error] += 1  # a pipeline too big for many same-sized inputs
+            elif r.exists and self.exists_named >= EXISTS_LINES:
+                self.exists_more += 1  # a batch run again: a few names are enough
+            else:
+                say("error", f"{r.input}: {r.error}")
+                if r.usage_error:
+                    self.repeated[r.error] = 0
+                self.exists_named += r.exists
+            self.stopped = self.stopped or r.stop
+        elif not self.quiet:
+            for note in notes:
+                if note not in self.warned:
+                    self.warned.add(note)
+                    say("warning", f"{note} ({r.input})")
+
+    def advanced(self, done: int, total: int, failed: int, current: str) -> None:
+        if self.progress is not None:
+            elapsed = self.progress.tasks[0].elapsed or 0
+            self.progress.update(self.task, completed=done,
+                                 rate=f"{done / elapsed:.1f} files/s" if elapsed > 0 else "")
+
+    def counts(self) -> None:
+        if self.exists_more:
+            say("error", f"{self.exists_more} more output{'s' if self.exists_more > 1 else ''} "
+                "exist already; pass --overwrite to replace them")
+        for error, more in self.repeated.items():
+            if more:
+                say("error", f"{more} more input{'s' if more > 1 else ''} failed the same "
+                    f"way: {error}")
+
+
+def run_batch(opts, reporting: Reporting) -> int:
+    """Pool every input of ``opts`` (BatchOptions), report, return the exit status."""
+    from ..batch import runner
+    from ..batch.jobs import STDIO
+
+    if reporting.report not in (None, "table", "json", "none"):
+        raise UsageError(f"--report {reporting.report!r} is not known; use table, json or none")
+    report_file = reporting.report_file
+    if report_file is not None and not report_file.parent.is_dir():
+        raise UsageError(f"--report-file {report_file}: the folder {report_file.parent} "
+                         "does not exist")
+    mode = reporting.mode
+    keep = mode != "none" or report_file is not None
+    from dataclasses import replace
+
+    opts = replace(opts, keep_records=keep)
+    jobs_list = runner.plan(opts)
+    _check_streams(jobs_list)
+    shown = Shown(quiet=reporting.quiet)
+    if sys.stderr.isatty() and not reporting.quiet and len(jobs_list) > 1:
+        shown.progress, shown.task = _progress(len(jobs_list))
+    stdin = sys.stdin.buffer if any(j.src == STDIO for j in jobs_list) else None
+    stdout = sys.stdout.buffer if any(j.dest == STDIO for j in jobs_list) else None
+    try:
+        result = runner.run(opts, jobs_list, shown, stdin=stdin, stdout=stdout)
+    finally:
+        if shown.progress is not None:
+            shown.progress.stop()
+    if result.interrupted:
+        # outputs in flight are whole or absent (atomic)
+        say("interrupted", f"after {result.tally.ok} of {len(jobs_list)} files")
+        return 130
+    shown.counts()
+    failed = result.tally.failed
+    if report_file is not None or mode == "json":
+        from ..batch.report import json_document
+
+        doc = json_document([r.as_json() for r in result.records], result.summary)
+        if report_file is not None:  # the file instead of standard error (SPEC)
+            from ..io.atomic import atomic_write
+
+            try:
+                atomic_write(report_file, lambda f: f.write(doc.encode() + b"\n"),
+                             overwrite=True)
+            except OSError as e:
+                say("error", f"--report-file {report_file}: {e.strerror or e}")
+                failed += 1
+        elif mode == "json":
+            sys.stderr.write(doc + "\n")
+    if mode == "table" and not reporting.quiet:
+        from .table import table
+
+        # The default table of a long batch is cut short; --report table asks for every row.
+        stderr_console().print(table(result.records, result.summary,
+                                     max_rows=None if reporting.report == "table"
+                                     else TABLE_ROWS))
+    if result.tally.usage_failures:
+        return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
+    return 1 if failed else 0
+
+
+def _progress(total: int):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(TextColumn("pooling"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                        console=stderr_console(), transient=True)
+    task = progress.add_task("files", total=total, rate="")
+    progress.start()
+    return progress, task
+
+
+def _check_streams(jobs_list) -> None:
+    """Refuse to wait on a terminal for data, or to print binary data onto one."""
+    from ..batch.jobs import STDIO
+
+    if any(j.src == STDIO for j in jobs_list) and sys.stdin.isatty():
+        raise UsageError("standard input (-) is a terminal; pipe or redirect a file into it")
+    if any(j.dest == STDIO for j in jobs_list) and sys.stdout.isatty():
+        raise UsageError("-o - would write binary data to the terminal; redirect or pipe "
+                         "standard output")

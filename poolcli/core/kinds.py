@@ -1,0 +1,286 @@
+"""The kinds of pooling: one registry entry per kind, its dtype rules, and the maths that
+prepares cells before windows combine and finishes the combined values afterwards.
+
+Adding a kind is one entry here (and its tests); the command line, the pipeline grammar
+and the help are generated from ``KINDS``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import PoolError
+
+# --- dtype rules -------------------------------------------------------------------------
+
+
+def _keep(dt: np.dtype) -> np.dtype:
+    return dt
+
+
+def _sum_out(dt: np.dtype) -> np.dtype:
+    if dt == np.uint64:
+        return dt
+    if dt.kind in "biu":
+        return np.dtype(np.int64)
+    return dt
+
+
+def _float_out(dt: np.dtype) -> np.dtype:
+    return dt if dt.kind == "f" else np.dtype(np.float64)
+
+
+def compute_float(dt: np.dtype) -> np.dtype:
+    """The float type arithmetic happens in: float16 is computed in float32."""
+    if dt == np.float16 or dt == np.float32:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _sum_acc(dt: np.dtype, window: int) -> np.dtype:
+    if dt.kind == "f":
+        return compute_float(dt)
+    if dt == np.uint64:
+        return dt
+    # Small integers summed over small windows cannot overflow a narrow accumulator, and
+    # a narrow one moves less memory; the result is widened at the end.
+    top = 1 if dt.kind == "b" else max(abs(int(np.iinfo(dt).min)), int(np.iinfo(dt).max))
+    for acc in (np.int16, np.int32):
+        if window * top <= np.iinfo(acc).max:
+            return np.dtype(acc)
+    return np.dtype(np.int64)
+
+
+def lowest(dt: np.dtype) -> Any:
+    """The value that never wins a max (padding)."""
+    if dt.kind == "b":
+        return False
+    if dt.kind == "f":
+        return -np.inf
+    return np.iinfo(dt).min
+
+
+def highest(dt: np.dtype) -> Any:
+    """The value that never wins a min (padding), and sorts after every real cell."""
+    if dt.kind == "b":
+        return True
+    if dt.kind == "f":
+        return np.inf
+    return np.iinfo(dt).max
+
+
+# --- the registry ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One pooling kind: how windows are combined and what dtype comes out."""
+
+    name: str
+    summary: str
+    out_dtype: Callable[[np.dtype], np.dtype]
+    separable: bool = True
+    supports_indices: bool = False
+    combine: np.ufunc | None = None  # how two partial results merge (separable kinds)
+    nan_combine: np.ufunc | None = None  # the same, skipping NaN (ignore_nan)
+    identity: Callable[[np.dtype], Any] | None = None  # fills cells no input reaches yet
+    divides: bool = False  # result = accumulated / count (avg, l2)
+    power: str | None = None  # cells are transformed first: "square" or "norm"
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("max", "largest value in each window", _keep, supports_indices=True,
+             combine=np.maximum, nan_combine=np.fmax, identity=lowest),
+        Kind("min", "smallest value in each window", _keep, supports_indices=True,
+             combine=np.minimum, nan_combine=np.fmin, identity=highest),
+        Kind("avg", "mean of each window (alias: mean)", _float_out, combine=np.add,
+             identity=lambda dt: 0, divides=True),
+        Kind("sum", "sum of each window", _sum_out, combine=np.add, identity=lambda dt: 0),
+        Kind("l2", "root mean square of each window", _float_out, combine=np.add,
+             identity=lambda dt: 0, divides=True, power="square"),
+        Kind("lp", "p-norm of each window, (sum |x|**p)**(1/p)", _float_out, combine=np.add,
+             identity=lambda dt: 0, power="norm"),
+        Kind("median", "lower median of each window (always a cell of it)", _keep,
+             separable=False),
+        Kind("mode", "most frequent value in each window, ties to the smallest", _keep,
+             separable=False),
+    )
+}
+ALIASES: dict[str, str] = {"mean": "avg"}
+
+
+def acc_dtype(kind: Kind, dt: np.dtype, plan: Any) -> np.dtype:
+    """The dtype partial results are kept in while the windows are combined."""
+    if kind.power is not None:
+        return compute_float(dt)
+    if kind.combine is np.add:
+        if kind.divides and dt.kind in "iu" and dt.itemsize == 8:
+            # A mean must not wrap around: 64-bit integers are summed in float64.
+            return np.dtype(np.float64)
+        return _sum_acc(dt, plan.window_size)
+    return dt
+
+
+def prepare(kind: Kind, tile: np.ndarray, plan: Any) -> np.ndarray:
+    """Transform input cells before combining (squares, |x|**p, NaN -> 0 when ignored)."""
+    if kind.power is None:
+        if plan.ignore_nan and kind.combine is np.add and tile.dtype.kind == "f":
+            return np.where(np.isnan(tile), 0, tile)
+        return tile
+    t = tile.astype(compute_float(tile.dtype))
+    if kind.power == "norm" and np.isinf(plan.norm):
+        np.abs(t, out=t)
+    elif kind.power == "square" or plan.norm == 2:
+        np.square(t, out=t)
+    else:
+        np.abs(t, out=t)
+        if plan.norm != 1:
+            np.power(t, plan.norm, out=t)
+    if plan.ignore_nan:
+        t[np.isnan(t)] = 0
+    return t
+
+
+def combiner(kind: Kind, plan: Any) -> np.ufunc:
+    if kind.power == "norm" and np.isinf(plan.norm):
+        return np.fmax if plan.ignore_nan else np.maximum
+    if plan.ignore_nan and kind.nan_combine is not None:
+        return kind.nan_combine
+    return kind.combine
+
+
+def identity_of(kind: Kind, plan: Any, dt: np.dtype) -> Any:
+    if kind.nan_combine is not None and plan.ignore_nan and dt.kind == "f":
+        return np.nan  # fmax(nan, x) == x, and an all-NaN window stays NaN
+    if kind.power == "norm" and np.isinf(plan.norm):
+        return 0
+    return kind.identity(dt)
+
+
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a NumPy dtype, if it is a bool, integer or float one (else PoolError)."""
+    try:
+        out = np.dtype(dtype)
+    except TypeError:
+        out = None
+    if out is None or out.kind not in "biuf":
+        raise PoolError(f"dtype={dtype!r} is not a bool, integer or float dtype; use e.g. "
+                        "uint8, float32")
+    return out
+
+
+def result_dtype(plan: Any, in_dtype: np.dtype, dtype: Any = None) -> np.dtype:
+    """The dtype pool() returns for this plan and input dtype (``dtype`` overrides)."""
+    if dtype is not None:
+        return check_dtype(dtype)
+    return KINDS[plan.kind].out_dtype(np.dtype(in_dtype))
+
+
+def canonical_kind(kind: object) -> str:
+    """The registry name of ``kind`` (aliases resolved, any case), or PoolError."""
+    if not isinstance(kind, str):
+        raise TypeError(f"kind must be a string, got {kind!r}")
+    name = ALIASES.get(kind.lower(), kind.lower())
+    if name not in KINDS:
+        raise PoolError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)} "
+                        f"(or {', '.join(ALIASES)})")
+    return name
+
+
+# --- one tile of a separable kind: prepare, combine, finish ------------------------------
+
+
+def pool_separable(kind: Kind, plan: Any, src: np.ndarray, dest: np.ndarray,
+                   combine: Callable, count: Callable) -> None:
+    """Pool ``src`` into ``dest``: prepare the cells, combine the windows, finish.
+
+    ``combine(values, ufunc, identity, dtype, out=None)`` reduces every pooled axis (the
+    engine knows the tile's geometry); ``count(include, override=True)`` gives the cells
+    each window counts (a scalar where all windows count the same).
+    """
+    acc_dt = acc_dtype(kind, src.dtype, plan)
+    natural = kind.out_dtype(src.dtype)
+    nan_count = None
+    if plan.ignore_nan and kind.combine is np.add and src.dtype.kind == "f":
+        nans = np.isnan(src)
+        if nans.any():
+            nan_count = combine(nans, np.add, 0, np.dtype(np.int32))
+    finishing = kind.power is not None or nan_count is not None
+    direct = not finishing and acc_dt == natural == dest.dtype
+    acc = combine(prepare(kind, src, plan), combiner(kind, plan),
+                  identity_of(kind, plan, acc_dt), acc_dt, out=dest if direct else None)
+    if direct:
+        if kind.divides:  # avg of floats: divide in place, in the output itself
+            np.divide(dest, count(plan.count_include_pad), out=dest)
+        return
+    if (kind.divides and kind.power is None and dest.dtype.kind in "iu"
+            and src.dtype.kind in "biu" and plan.divisor_override is None
+            and plan.window_size * _max_abs(src.dtype) < 2**23):
+        # Integer in, integer out: float32 division then rint is exact below 2**23
+        # (a tie a/b = m + 1/2 is exact, and other quotients are >= 1/(2b) from one).
+        val = np.divide(acc, count(plan.count_include_pad), dtype=np.float32)
+        np.rint(val, out=val)
+        if dest.dtype != src.dtype:  # the mean stays within the input dtype's range
+            info = np.iinfo(dest.dtype)
+            np.clip(val, info.min, info.max, out=val)
+        np.copyto(dest, val, casting="unsafe")
+        return
+    val = finish(kind, plan, acc, src.dtype, count, nan_count)
+    store(dest, np.asarray(val).astype(natural, copy=False))
+
+
+def finish(kind: Kind, plan: Any, acc: np.ndarray, in_dtype: np.dtype, count: Callable,
+           nan_count: np.ndarray | None = None) -> np.ndarray:
+    """Combined values -> the kind's result: divide (avg, l2), root (l2, lp), NaN rules."""
+    val = acc
+    if kind.divides:
+        div = count(plan.count_include_pad)
+        if nan_count is not None and plan.divisor_override is None:
+            div = div - nan_count
+        fdt = compute_float(in_dtype) if in_dtype.kind == "f" else np.dtype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN windows: 0/0
+            val = np.divide(acc, div, dtype=fdt)
+        if kind.power == "square":
+            np.sqrt(val, out=val)
+    elif kind.power == "norm":
+        p = plan.norm
+        if p == 2:
+            val = np.sqrt(acc)
+        elif p != 1 and not math.isinf(p):
+            val = np.power(acc, 1.0 / p)
+    if nan_count is not None:
+        real = count(False, override=False)
+        val = np.where(real - nan_count == 0, np.nan, val)
+    return val
+
+
+def _max_abs(dt: np.dtype) -> int:
+    if dt.kind == "b":
+        return 1
+    info = np.iinfo(dt)
+    return max(abs(int(info.min)), int(info.max))
+
+
+def store(dest: np.ndarray, val: np.ndarray) -> None:
+    """Write results into ``dest``; to an integer dtype, round half to even and clip."""
+    if dest.dtype == val.dtype:
+        np.copyto(dest, val)
+    elif dest.dtype.kind in "iu" and val.dtype.kind == "f":
+        info = np.iinfo(dest.dtype)
+        v = np.rint(val)
+        np.nan_to_num(v, copy=False, nan=0.0)
+        np.clip(v, info.min, info.max, out=v)
+        np.copyto(dest, v, casting="unsafe")
+    elif dest.dtype.kind == "b":
+        np.not_equal(val, 0, out=dest)
+    else:
+        np.copyto(dest, val, casting="unsafe")
