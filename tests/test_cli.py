@@ -5,44 +5,24 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import EXAMPLES, EXE, one_error_line, run_cli, run_exe
 from PIL import Image
 
 from poolcli import pool
 from poolcli.core.kinds import KINDS
 
-EXE = [sys.executable, "-m", "poolcli"]
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
 
 def cli(*args, cwd=None, input=None, check=None):
-    """Run poolcli; returns the CompletedProcess (bytes stdout, str stderr)."""
-    p = subprocess.run([*EXE, *map(str, args)], cwd=cwd, input=input, capture_output=True,
-                       timeout=120)
-    p.stderr = p.stderr.decode()
+    """Run poolcli in-process (through the real executable when worker processes run)."""
+    runner = run_exe if "-j" in map(str, args) else run_cli
+    p = runner(*args, cwd=cwd, input=input)
     if check is not None:
         assert p.returncode == check, p.stderr
     return p
-
-
-def one_error_line(p):
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert "Traceback" not in p.stderr
-    assert len(lines) == 1, p.stderr
-    assert lines[0].startswith("poolcli: error:"), lines[0]
-    return lines[0]
-
-
-@pytest.fixture
-def arr(tmp_path):
-    x = np.random.default_rng(0).standard_normal((2, 17, 23)).astype(np.float32)
-    np.save(tmp_path / "a.npy", x)
-    return x
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

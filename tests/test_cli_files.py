@@ -4,42 +4,23 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import COFFEE, EXE, ROOT, error_lines, files_under, rgb, run_cli, run_exe
 from PIL import Image
 
 from poolcli import pool
 from poolcli.core.kinds import KINDS
 
-EXE = [sys.executable, "-m", "poolcli"]
-ROOT = Path(__file__).resolve().parent.parent
-COFFEE = ROOT / "examples" / "coffee.png"
-
 
 def cli(*args, cwd=None, input=None):
-    p = subprocess.run([*EXE, *map(str, args)], cwd=cwd, input=input, capture_output=True,
-                       timeout=120)
-    p.stderr = p.stderr.decode()
+    """Run poolcli in-process (through the real executable when worker processes run)."""
+    runner = run_exe if "-j" in map(str, args) else run_cli
+    p = runner(*args, cwd=cwd, input=input)
     assert "Traceback" not in p.stderr, p.stderr
     return p
-
-
-def error_lines(p):
-    return [ln for ln in p.stderr.splitlines() if ln.startswith("poolcli: error:")]
-
-
-def files_under(folder: Path) -> list[str]:
-    return sorted(str(q.relative_to(folder)) for q in folder.rglob("*") if not q.is_dir())
-
-
-def rgb(path: Path, seed: int = 0, size=(30, 40)) -> np.ndarray:
-    a = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
-    Image.fromarray(a).save(path)
-    return a
 
 
 # --- where outputs may go ------------------------------------------------------------------
