@@ -9,7 +9,7 @@ import sys
 import typer
 
 from ..errors import PoolError
-from .app import app
+from .commands import app
 from .messages import say
 
 # Typer 0.29 vendors its own Click (typer._click) and a fresh install has no `click`;
