@@ -7,13 +7,15 @@ transparent pixels do not bleed dark fringes into their neighbours.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .io.image_read import LoadedImage
 from .io.modes import MODES
 from .pipeline import Pipeline, StageTiming
+
+if TYPE_CHECKING:  # Pillow loads only when an image is read or written, not with poolcli
+    from .io.image_read import LoadedImage
 
 IMAGE_AXES = (0, 1)  # height and width
 
@@ -27,6 +29,7 @@ def pool_image(image: LoadedImage, pipeline: Pipeline | str, *, premultiply: boo
     ``write_image``; otherwise it is the pipeline's own result (``dtype`` overrides).
     ``premultiply`` weights colour by alpha when every stage averages.
 
+    >>> from poolcli.io.image_read import LoadedImage
     >>> img = LoadedImage(np.array([[[0, 0, 0, 0], [200, 100, 50, 255]]], np.uint8), "RGBA",
     ...                   "png", alpha=True)
     >>> pool_image(img, "avg:k=1x2")
