@@ -46,7 +46,10 @@ NUMPY = Engine("numpy", _numpy_prepare, _numpy_execute)
 # (test on the input's type, module that provides an ``ENGINE``): the first match runs
 # the input; anything else is NumPy's. The test looks at the type's module so that an
 # engine's library is imported only when one of its arrays is given.
-ENGINES: tuple[tuple[Callable[[type], bool], str], ...] = ()
+ENGINES: tuple[tuple[Callable[[type], bool], str], ...] = (
+    (lambda t: t.__module__.startswith("dask.array") and t.__name__ == "Array",
+     ".dask_engine"),
+)
 
 
 def engine_for(x: Any) -> Engine:

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .core.engine import execute, input_rows
+from .core.engine import execute
 from .core.kinds import result_dtype
 from .core.plan import PoolPlan
 from .errors import PoolError
@@ -204,7 +204,7 @@ def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads, dep
     rows = max(1, (budget - ap.span * in_row) // (step_in * in_row + out_row))
     for o0 in range(0, ap.out, rows):
         o1 = min(o0 + rows, ap.out)
-        r0, r1 = input_rows(ap, o0, o1)
+        r0, r1 = ap.input_range(o0, o1)
         x = _read(f, offset + r0 * in_row, head.dtype, (*lead, r1 - r0, *shape[depth + 1:]))
         res = np.empty((*lead, o1 - o0, *plan.out_shape[depth + 1:]), out_dt)
         execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=(o0, o1, r0))

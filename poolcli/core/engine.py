@@ -156,16 +156,6 @@ def _tiles(plan: PoolPlan, kind: K.Kind, xr: np.ndarray, shape_r: tuple,
     return [(b, b + 1, o, min(o + rows, hi)) for o in range(lo, hi, rows) for b in range(nb)]
 
 
-def input_rows(ap: AxisPlan, o0: int, o1: int) -> tuple[int, int]:
-    """The input range along an axis that windows o0..o1 read."""
-    if ap.adaptive:
-        starts, ends = ap.bounds()
-        return int(starts[o0]), int(ends[o1 - 1])
-    r0 = max(0, o0 * ap.stride - ap.before)
-    r1 = min(ap.n, (o1 - 1) * ap.stride - ap.before + ap.span)
-    return r0, r1
-
-
 def _steps(plan: PoolPlan, axes_r: tuple[int, ...], o0: int, o1: int, r0: int):
     """(axis, plan, first window, last window, shift, base) per pooled axis, tile axis first."""
     ap0 = plan.axis_plans[0]
@@ -177,7 +167,7 @@ def _steps(plan: PoolPlan, axes_r: tuple[int, ...], o0: int, o1: int, r0: int):
 def _separable_tile(kind: K.Kind, plan: PoolPlan, xr: np.ndarray, axes_r, res, tile,
                     off=(0, 0)) -> None:
     b0, b1, o0, o1 = tile
-    r0, r1 = input_rows(plan.axis_plans[0], o0, o1)
+    r0, r1 = plan.axis_plans[0].input_range(o0, o1)
     src = xr[b0:b1, r0 - off[0]:r1 - off[0]]
     dest = res[b0:b1, o0 - off[1]:o1 - off[1]]
     steps = list(_steps(plan, axes_r, o0, o1, r0))
@@ -219,7 +209,7 @@ def _counts(ap: AxisPlan, include: bool) -> np.ndarray:
 
 def _arg_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, idx, tile, off=(0, 0)) -> None:
     b0, b1, o0, o1 = tile
-    r0, r1 = input_rows(plan.axis_plans[0], o0, o1)
+    r0, r1 = plan.axis_plans[0].input_range(o0, o1)
     vals, ids = xr[b0:b1, r0 - off[0]:r1 - off[0]], None
     better = separable.better_fn(kind, xr.dtype, plan.ignore_nan)
     steps = list(_steps(plan, axes_r, o0, o1, r0))
@@ -235,7 +225,7 @@ def _arg_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, idx, tile, off=(0, 
 
 def _select_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, tile, off=(0, 0)) -> None:
     b0, b1, o0, o1 = tile
-    r0, r1 = input_rows(plan.axis_plans[0], o0, o1)
+    r0, r1 = plan.axis_plans[0].input_range(o0, o1)
     src = xr[b0:b1, r0 - off[0]:r1 - off[0]]
     dest = res[b0:b1, o0 - off[1]:o1 - off[1]]
     steps = list(_steps(plan, axes_r, o0, o1, r0))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -81,6 +81,31 @@ class AxisPlan:
         mask[idx[valid]] = True
         return mask
 
+    def input_range(self, o0: int, o1: int) -> tuple[int, int]:
+        """The input cells ``[r0, r1)`` that windows o0..o1 read."""
+        if self.adaptive:
+            starts, ends = self.bounds()
+            return int(starts[o0]), int(ends[o1 - 1])
+        r0 = max(0, o0 * self.stride - self.before)
+        r1 = min(self.n, (o1 - 1) * self.stride - self.before + self.span)
+        return r0, r1
+
+    def part(self, o0: int, o1: int) -> tuple[AxisPlan, int, int]:
+        """Windows o0..o1 as an axis of their own: (plan, r0, r1).
+
+        The plan pools input cells ``[r0, r1)`` into exactly those windows, cell for cell
+        and count for count (padding the part does not reach is not padding of the part),
+        so a chunk pooled with it gives the whole-array result for its windows.
+        """
+        r0, r1 = self.input_range(o0, o1)
+        if self.adaptive:
+            if (o0, o1) != (0, self.out):
+                raise ValueError("adaptive windows are not cut into parts")
+            return self, r0, r1
+        before = r0 - (o0 * self.stride - self.before)
+        after = self.after if r1 == self.n else 0
+        return replace(self, n=r1 - r0, before=before, after=after, out=o1 - o0), r0, r1
+
     def describe(self) -> str:
         """One line of arithmetic, as `poolcli plan` prints it."""
         if self.adaptive:
@@ -109,6 +134,24 @@ class PoolPlan:
     def window_size(self) -> int:
         """Cells in the largest window (the product of the per-axis kernels)."""
         return math.prod(ap.kernel for ap in self.axis_plans)
+
+    def part(self, windows: tuple[tuple[int, int], ...], shape: tuple[int, ...],
+             ) -> tuple[PoolPlan, tuple[slice, ...]]:
+        """Windows ``(o0, o1)`` per pooled axis of an array of ``shape`` (batch axes as
+        they are): the plan that pools just those from the input cells ``key`` selects.
+
+        Returns ``(plan, key)``; ``x[key]`` pooled with ``plan`` equals the whole result
+        restricted to those windows. Chunked engines cut their work with this.
+        """
+        key = [slice(None)] * len(shape)
+        parts, in_shape, out_shape = [], list(shape), list(shape)
+        for ap, (o0, o1) in zip(self.axis_plans, windows, strict=True):
+            sub, r0, r1 = ap.part(o0, o1)
+            parts.append(sub)
+            key[ap.axis] = slice(r0, r1)
+            in_shape[ap.axis], out_shape[ap.axis] = r1 - r0, o1 - o0
+        return (replace(self, in_shape=tuple(in_shape), axis_plans=tuple(parts),
+                        out_shape=tuple(out_shape)), tuple(key))
 
     def notes(self) -> list[str]:
         """What users otherwise discover late: input cells no window reads, dropped windows."""
