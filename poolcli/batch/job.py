@@ -216,4 +216,4 @@ def _write(job: Job, opts: Options, stdout: BinaryIO | None, write) -> None:
         return
     dest = Path(job.dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest, write, overwrite=opts.overwrite)
+    atomic_write(dest, write, overwrite=opts.overwrite, same_ok=opts.retried)

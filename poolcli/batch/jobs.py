@@ -37,6 +37,7 @@ class Options:
     memory_limit: int | None = None
     threads: int | None = None
     max_pixels: int | None = None
+    retried: bool = False  # a job may run again (a cluster task): its own output is no conflict
 
 
 def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:

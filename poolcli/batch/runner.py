@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol
 
 from ..core.engine import resolve_threads
@@ -23,6 +23,7 @@ from .report import FileRecord, Summary
 # the time to decode and encode ~5 MB of PNG; without a set number of jobs they are used
 # for batches of at least this much input, where they pay for themselves.
 PROCESS_MIN_BYTES = 16 * 2**20
+ENGINES = ("local", "dask")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,13 @@ class BatchOptions:
     jobs: int | None = None  # worker processes; None: all cores for big batches
     fail_fast: bool = False
     keep_records: bool = True  # keep every record for a report
+    engine: str = "local"  # "local" (this machine) or "dask" (one task per file)
+    scheduler: str | None = None  # the dask scheduler to join; None starts a LocalCluster
     job: Options = field(default_factory=Options)  # the output settings of each job
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise PoolError(f"engine={self.engine!r} is not known; use {' or '.join(ENGINES)}")
 
 
 class Listener(Protocol):
@@ -71,6 +78,7 @@ class BatchResult:
     tally: Tally
     workers: int
     interrupted: bool = False
+    dashboard: str | None = None  # the dask cluster's dashboard, when one ran the batch
 
 
 def plan(opts: BatchOptions) -> list[Job]:
@@ -81,6 +89,8 @@ def plan(opts: BatchOptions) -> list[Job]:
 
 def worker_count(opts: BatchOptions, jobs_list: list[Job]) -> int:
     """Worker processes for this batch: 1 means the jobs run in this process."""
+    if opts.engine == "dask":
+        return max(2, resolve_threads(opts.jobs))  # each job on one thread of a worker
     workers = min(resolve_threads(opts.jobs), len(jobs_list))
     if opts.jobs is None and workers > 1 and not worth_processes(jobs_list):
         workers = 1  # a small batch runs here, each file pooled on all cores
@@ -104,7 +114,8 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
     """Run every job; a Ctrl-C ends the batch with ``interrupted`` set (outputs whole)."""
     workers = worker_count(opts, jobs_list)
     # Several files at once: each pools on one thread, so cores are not oversubscribed.
-    job_opts = Options(**{**opts.job.__dict__, "threads": 1 if workers > 1 else None})
+    job_opts = replace(opts.job, threads=1 if workers > 1 else None,
+                       retried=opts.engine == "dask")
     tally = Tally()
     kept: list[tuple[int, FileRecord]] = []
     t0 = time.perf_counter()
@@ -131,9 +142,15 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
         tally.stopped = tally.stopped or stop
         return stop
 
-    interrupted = False
+    interrupted, dashboard = False, None
     try:
-        if workers <= 1:
+        if opts.engine == "dask":
+            from .cluster import client_for, run_on_cluster
+
+            with client_for(opts.scheduler, opts.jobs) as client:
+                dashboard = client.dashboard_link
+                run_on_cluster(client, jobs_list, opts.pipeline, job_opts, finished)
+        elif workers <= 1:
             for i, job in enumerate(jobs_list):
                 if finished(i, run_job(job, opts.pipeline, job_opts, stdin=stdin,
                                        stdout=stdout)):
@@ -147,7 +164,7 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
     summary = Summary.of((tally.ok, tally.failed), time.perf_counter() - t0, tally.input_bytes,
                          tally.worker_peak, workers if tally.worker_peak else 0)
     records = [r for _, r in sorted(kept, key=lambda p: p[0])]
-    return BatchResult(records, summary, tally, workers, interrupted)
+    return BatchResult(records, summary, tally, workers, interrupted, dashboard)
 
 
 def _notes(pipe: Pipeline, rec: FileRecord) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import os
 import tempfile
 from collections.abc import Callable
@@ -15,15 +16,17 @@ os.umask(_UMASK)
 
 
 def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, same_ok: bool = False) -> None:
     """Call ``write`` on a temporary file beside ``dst``, then move it into place.
 
     Without ``overwrite`` an existing ``dst`` raises FileExistsError, checked again at the
-    moment of linking, so a file that appeared meanwhile is not replaced either. On any
-    error or interruption the temporary file is removed and ``dst`` is untouched.
+    moment of linking, so a file that appeared meanwhile is not replaced either; with
+    ``same_ok`` an existing ``dst`` that holds exactly the bytes written is no conflict
+    (a retried task finding its own output). On any error or interruption the temporary
+    file is removed and ``dst`` is untouched.
     """
     dst = Path(dst)
-    if not overwrite and dst.exists():
+    if not overwrite and not same_ok and dst.exists():
         raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
     fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
     tmp = Path(name)
@@ -37,7 +40,9 @@ def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
             try:
                 os.link(tmp, dst)
             except FileExistsError:
-                raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it") from None
+                if not (same_ok and filecmp.cmp(tmp, dst, shallow=False)):
+                    raise FileExistsError(f"{dst} exists; pass overwrite=True to replace "
+                                          "it") from None
             tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
