@@ -97,8 +97,8 @@ def test_a_worker_killed_mid_run_loses_no_output(tmp_path, cluster):
 
 def test_an_unreachable_scheduler_is_one_error_before_any_work():
     where = "tcp://127.0.0.1:9"
-    with pytest.raises(ClusterError, match=re.escape(f"cannot reach the dask scheduler at {where}")), \
-            client_for(where):
+    said = re.escape(f"cannot reach the dask scheduler at {where}")
+    with pytest.raises(ClusterError, match=said), client_for(where):
         pass
 
 
