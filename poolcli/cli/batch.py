@@ -104,6 +104,12 @@ def run_batch(opts, reporting: Reporting) -> int:
     opts = replace(opts, keep_records=keep)
     jobs_list = runner.plan(opts)
     _check_streams(jobs_list)
+    if not reporting.quiet:
+        from ..batch.jobs import unsearched_note
+
+        note = unsearched_note(list(opts.inputs), opts.recursive)
+        if note:
+            say("note", note)
     shown = Shown(quiet=reporting.quiet)
     if sys.stderr.isatty() and not reporting.quiet and len(jobs_list) > 1:
         shown.progress, shown.task = _progress(len(jobs_list))

@@ -28,6 +28,8 @@ FLAGS: dict[str, str] = {
     "dtype": "--dtype",
     "memory_limit": "--memory-limit",
     "recursive": "-r",
+    "glob": "--glob",
+    "jobs": "-j",
     "quality": "--quality",
     "compress_level": "--compress-level",
     "premultiply": "--premultiply",
@@ -57,7 +59,7 @@ def flag_words(text: str) -> str:
     return _NAMED.sub(swap, text)
 
 
-_COLOURS = {"error": "31", "warning": "33", "interrupted": "31"}
+_COLOURS = {"error": "31", "warning": "33", "note": "36", "interrupted": "31"}
 
 
 def say(kind: str, text: object) -> None:
