@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.kinds import canonical_kind, result_dtype
+from .core.kinds import canonical_kind, check_option, result_dtype
 from .core.plan import PoolPlan, make_plan
 from .errors import PoolError
 from .pool import engine_for
@@ -107,6 +107,7 @@ class Stage:
             if key not in SHORT:
                 raise PoolError(f"stage {name}: unknown option {key!r}; use "
                                 f"{', '.join(SHORT)}")
+            check_option(key, [name])
         # Catch what can be caught without data (bad values, unknown kinds) at parse time.
         self.plan(self._probe_shape())
 

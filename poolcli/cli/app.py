@@ -81,7 +81,7 @@ def _kind_command(kind: str, name: str):
                 report_file: ReportFile = None, quiet: Quiet = False,
                 fail_fast: FailFast = False, memory_limit: MemLimit = None,
                 recursive: Recursive = False, glob: Glob = None,
-                premultiply: Premult = True, quality: Quality = None,
+                premultiply: Premult = None, quality: Quality = None,
                 compress_level: Compress = None) -> None:
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
                            count_include_pad, divisor, norm, output_size, global_, ignore_nan)
@@ -100,9 +100,13 @@ def _run(pipe: Pipeline, tag: str, inputs: list[str], given: dict) -> int:
     """Run a batch from a command's output options (``given``: the command's locals, so
     the KIND commands and `run` declare their shared options once each, not twice more)."""
     from ..batch.runner import BatchOptions
+    from ..core.kinds import check_option
 
+    premultiply = given["premultiply"]
+    if premultiply is not None:  # given: it must do something (avg on images with alpha)
+        check_option("premultiply", [s.kind for s in pipe.stages], every=True)
     job = make_options(given["axes"], given["dtype"], given["format"], given["overwrite"],
-                       given["premultiply"], given["quality"], given["compress_level"],
+                       premultiply is not False, given["quality"], given["compress_level"],
                        given["memory_limit"], given["jobs"])
     opts = BatchOptions(pipeline=pipe, inputs=tuple(inputs), tag=tag, output=given["output"],
                         recursive=given["recursive"], glob=given["glob"], jobs=given["jobs"],
@@ -127,7 +131,7 @@ def run(args: Annotated[list[str], typer.Argument(
         report: Report = None, report_file: ReportFile = None, quiet: Quiet = False,
         fail_fast: FailFast = False, memory_limit: MemLimit = None,
         recursive: Recursive = False, glob: Glob = None, axes: Axes = None,
-        premultiply: Premult = True, quality: Quality = None,
+        premultiply: Premult = None, quality: Quality = None,
         compress_level: Compress = None) -> None:
     """Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'."""
     text, inputs = (None, args) if pipeline_file else (args[0], args[1:])

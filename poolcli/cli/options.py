@@ -179,7 +179,7 @@ MemLimit = Annotated[str | None, _opt(
 Recursive = Annotated[bool, _opt("-r", "--recursive", help="search folders' sub-folders")]
 Glob = Annotated[str | None, _opt("--glob", metavar="PATTERN",
                                   help="only files whose names match, e.g. '*.png'")]
-Premult = Annotated[bool, _opt("--premultiply/--no-premultiply",
+Premult = Annotated[bool | None, _opt("--premultiply/--no-premultiply",
                                help="avg weights colour by alpha (default: yes)")]
 Quality = Annotated[int | None, _opt("--quality", metavar="1-100",
                                      help="JPEG/WebP quality (default 90; WebP lossless when "

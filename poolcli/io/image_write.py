@@ -86,6 +86,8 @@ def to_image_dtype(array: np.ndarray, like: LoadedImage) -> np.ndarray:
     return np.clip(work, info.min, info.max, out=work).astype(target)
 
 
+# The output formats each encoder setting applies to; elsewhere it would do nothing.
+SETTING_FORMATS = {"quality": ("jpeg", "webp"), "compress_level": ("png",)}
 QUALITY = range(1, 101)  # JPEG and WebP
 COMPRESS_LEVEL = range(0, 10)  # PNG's zlib level
 
@@ -97,6 +99,20 @@ def check_settings(quality: int | None = None, compress_level: int | None = None
         if value is not None and value not in allowed:
             raise ValueError(f"{name}={value} is out of range; use "
                              f"{allowed.start}..{allowed.stop - 1}")
+
+
+def check_settings_apply(fmt: str, quality: int | None = None,
+                         compress_level: int | None = None) -> None:
+    """ValueError when a setting is given for a format whose encoder ignores it.
+
+    >>> check_settings_apply("png", quality=80)
+    Traceback (most recent call last):
+    ValueError: `quality` applies to jpeg and webp outputs, not to png
+    """
+    for name, value in (("quality", quality), ("compress_level", compress_level)):
+        if value is not None and fmt not in SETTING_FORMATS[name]:
+            raise ValueError(f"`{name}` applies to {' and '.join(SETTING_FORMATS[name])} "
+                             f"outputs, not to {fmt}")
 
 
 def write_image(
