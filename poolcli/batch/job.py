@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import PoolError, UsageError
-from ..image import IMAGE_AXES, run_image
+from ..image import IMAGE_AXES, for_pipeline, picks_cells, run_image
 from ..io import arrays
 from ..io.atomic import atomic_write
 from ..io.image_read import ImageReadError, read_image
@@ -145,7 +145,9 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
     src: Any = data if data is not None else job.src
     if in_format in ("npy", "npz"):
         return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
-    img = read_image(src, max_pixels=opts.max_pixels)
+    # a palette stays indices (and its palette) when the kinds pick cells: label images
+    img = for_pipeline(read_image(src, max_pixels=opts.max_pixels,
+                                  keep_palette=picks_cells(pipe)), pipe)
     rec.load_seconds = time.perf_counter() - t0
     arr = img.array
     rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), IMAGE_AXES

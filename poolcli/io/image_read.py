@@ -92,11 +92,14 @@ class LoadedImage:
     alpha: bool = False
 
 
-def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None) -> LoadedImage:
+def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None,
+               keep_palette: bool = False) -> LoadedImage:
     """Decode the first frame of an image file, or of ``bytes`` holding one.
 
     EXIF orientation is applied, so the array is the right way up. Palette images become
-    RGB, or RGBA when they have transparency; CMYK, YCbCr and other colour spaces become
+    RGB, or RGBA when they have transparency, unless ``keep_palette``: then the array holds
+    the palette indices, mode "P", with ``info["palette"]`` (RGB bytes) and any
+    ``info["transparency"]``; ``image.colours`` turns that into RGB(A). CMYK, YCbCr and other colour spaces become
     RGB (through the embedded ICC profile for CMYK when there is one). 16-bit greys are
     uint16 in native byte order.
 
@@ -112,10 +115,10 @@ def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None)
     else:
         handle = open(src, "rb")  # noqa: SIM115 - closed below, after decoding
     with handle:
-        return _decode(handle, max_pixels)
+        return _decode(handle, max_pixels, keep_palette)
 
 
-def _decode(handle: BinaryIO, max_pixels: int | None) -> LoadedImage:
+def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> LoadedImage:
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
@@ -139,7 +142,8 @@ def _decode(handle: BinaryIO, max_pixels: int | None) -> LoadedImage:
                 turn = exif.get(_ORIENTATION, 1) in range(2, 9)
                 # exif_transpose copies even when there is nothing to turn; skip that copy
                 img = ImageOps.exif_transpose(im) if turn else im
-                return _to_loaded(img, fmt, had_orientation=had_orientation)
+                return _to_loaded(img, fmt, had_orientation=had_orientation,
+                                  keep_palette=keep_palette)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         m = _BOMB.search(str(e))
         if m is None:
@@ -165,7 +169,8 @@ def _too_large(pixels: str, limit: int) -> str:
     )
 
 
-def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool) -> LoadedImage:
+def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool,
+               keep_palette: bool = False) -> LoadedImage:
     """The decoded image as an array in an exact dtype, with the metadata to keep."""
     info: dict[str, Any] = {}
     if img.info.get("icc_profile"):
@@ -182,6 +187,12 @@ def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool) -> LoadedIm
     if len(exif):
         info["exif"] = exif.tobytes()
 
+    if keep_palette and img.mode == "P" and img.palette is not None \
+            and img.palette.mode == "RGB":
+        info["palette"] = bytes(img.getpalette("RGB") or b"")
+        if "transparency" in img.info:
+            info["transparency"] = img.info["transparency"]
+        return LoadedImage(np.asarray(img).astype(np.uint8, copy=False), "P", fmt, info)
     mode = loaded_mode(img.mode, img.mode == "P" and img.has_transparency_data)
     if mode is None:
         raise ImageReadError(f"image mode {img.mode} is not supported")

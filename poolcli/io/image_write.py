@@ -28,11 +28,11 @@ _FORMAT_ORDER = ("png", "tiff", "webp", "jpeg", "bmp", "gif")
 # BMP reads RGBA back as RGB, WebP and GIF silently convert what they cannot hold, PNG has
 # no 32-bit or float samples).
 _WRITABLE = {
-    "png": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16"}),
-    "tiff": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F"}),
-    "bmp": frozenset({"1", "L", "RGB"}),
+    "png": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "P"}),
+    "tiff": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F", "P"}),
+    "bmp": frozenset({"1", "L", "RGB", "P"}),
     # GIF is a palette format: exact for up to 256 colours, alpha on or off (see _gif_image).
-    "gif": frozenset({"1", "L", "RGB", "RGBA"}),
+    "gif": frozenset({"1", "L", "RGB", "RGBA", "P"}),
     "webp": frozenset({"RGB", "RGBA"}),
     "jpeg": frozenset({"L", "RGB"}),
 }
@@ -175,7 +175,16 @@ def write_image(
                       **params)
         _put(buf.getbuffer(), dest)
         return
-    img = Image.fromarray(pixels)
+    if like.mode == "P":
+        # palette indices with the palette they index (and its transparent entries)
+        img = Image.frombytes("P", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
+        img.putpalette(like.info.get("palette") or bytes(v for v in range(256) for _ in "rgb"))
+        if fmt in ("png", "gif") and like.info.get("transparency") is not None:
+            params["transparency"] = like.info["transparency"]
+        if fmt == "gif":
+            params["optimize"] = False  # Pillow would drop unused entries and renumber
+    else:
+        img = Image.fromarray(pixels)
     if fmt == "gif" and like.mode in ("RGB", "RGBA"):
         img = _gif_image(pixels, params) or img
     if fmt == "png" and compress_level is not None:
