@@ -99,9 +99,9 @@ def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None,
     EXIF orientation is applied, so the array is the right way up. Palette images become
     RGB, or RGBA when they have transparency, unless ``keep_palette``: then the array holds
     the palette indices, mode "P", with ``info["palette"]`` (RGB bytes) and any
-    ``info["transparency"]``; ``image.colours`` turns that into RGB(A). CMYK, YCbCr and other colour spaces become
-    RGB (through the embedded ICC profile for CMYK when there is one). 16-bit greys are
-    uint16 in native byte order.
+    ``info["transparency"]``; ``image.colours`` turns that into RGB(A). CMYK, YCbCr and
+    other colour spaces become RGB (through the embedded ICC profile for CMYK when there
+    is one). 16-bit greys are uint16 in native byte order.
 
     ``max_pixels`` is the largest width*height accepted; None means Pillow's
     ``Image.MAX_IMAGE_PIXELS``. Pillow itself refuses more than twice its own limit before
