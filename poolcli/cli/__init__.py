@@ -10,7 +10,7 @@ import typer
 
 from ..errors import PoolError
 from .app import app
-from .messages import say
+from .messages import say, teach
 
 # Typer 0.29 vendors its own Click (typer._click) and a fresh install has no `click`;
 # older Typers raise Click's exceptions. Catch whichever family is present.
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(e.ctx.get_help() + "\n")
             return 2
         message = e.format_message() if hasattr(e, "format_message") else str(e)
-        say("error", message)
+        say("error", teach(message))
         code = getattr(e, "exit_code", 2)
         code = 2 if code in (1, None) else code
     except PoolError as e:

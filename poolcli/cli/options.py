@@ -126,7 +126,7 @@ def _opt(*names: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
 
 
 Inputs = Annotated[list[str], typer.Argument(
-    help="image or .npy/.npz files, folders, or - for standard input", metavar="INPUT",
+    help="image or .npy/.npz files, folders, or - for standard input", metavar="INPUT...",
     show_default=False)]
 
 # stage options
@@ -164,8 +164,10 @@ Format = Annotated[str | None, _opt("--format", metavar="FMT",
 Overwrite = Annotated[bool, _opt("--overwrite", help="replace existing outputs (never inputs)")]
 DType = Annotated[str | None, _opt("--dtype", metavar="DTYPE",
                                    help="dtype of array outputs, e.g. float32")]
-Jobs = Annotated[int | None, _opt("-j", "--jobs", metavar="N",
-                                  help="files at once (default: all cores)")]
+Jobs = Annotated[int | None, _opt(
+    "-j", "--jobs", metavar="N",
+    help="files at once, in worker processes (default: all cores for batches of 16 MB of "
+    "input or more; a smaller batch runs in one process, each file pooled on all cores)")]
 Report = Annotated[str | None, _opt(
     "--report", metavar="table|json|none",
     help="on standard error (default: table on a terminal, else none)")]

@@ -111,7 +111,7 @@ KINDS: dict[str, Kind] = {
         Kind("l2", "root mean square of each window", _float_out, combine=np.add,
              identity=lambda dt: 0, divides=True, power="square",
              options=frozenset({"count_include_pad"})),
-        Kind("lp", "p-norm of each window, (sum |x|**p)**(1/p)", _float_out, combine=np.add,
+        Kind("lp", "Lp norm of each window, (sum |x|**p)**(1/p)", _float_out, combine=np.add,
              identity=lambda dt: 0, power="norm", options=frozenset({"norm"})),
         Kind("median", "lower median of each window (always a cell of it)", _keep,
              separable=False, picks_cell=True),
