@@ -15,6 +15,7 @@ from .messages import say
 # Rich and the batch machinery are imported where they are used: `poolcli --version` and
 # `--help` should start as fast as importing NumPy, Pillow and Typer.
 TABLE_ROWS = 20  # rows of the default report table on a terminal
+PROGRESS_FILE_WIDTH = 110  # the progress bar names the current file from this width
 EXISTS_LINES = 3  # outputs that exist already, named one per line before they are counted
 
 
@@ -72,9 +73,9 @@ class Shown:
 
     def advanced(self, done: int, total: int, failed: int, current: str) -> None:
         if self.progress is not None:
-            elapsed = self.progress.tasks[0].elapsed or 0
             self.progress.update(self.task, completed=done,
-                                 rate=f"{done / elapsed:.1f} files/s" if elapsed > 0 else "")
+                                 failed=f"{failed} failed" if failed else "",
+                                 current=_short(current))
 
     def counts(self) -> None:
         if self.exists_more:
@@ -154,20 +155,32 @@ def run_batch(opts, reporting: Reporting) -> int:
 
 
 def _progress(total: int):
+    """The bar Rich and tqdm users expect: percentage, done/total, failures so far, elapsed
+    time, a labelled ETA, and on a wide terminal the file just finished."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskProgressColumn,
         TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
-    progress = Progress(TextColumn("pooling"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                        console=stderr_console(), transient=True)
-    task = progress.add_task("files", total=total, rate="")
+    console = stderr_console()
+    columns = [TextColumn("pooling"), BarColumn(bar_width=24), TaskProgressColumn(),
+               MofNCompleteColumn(), TextColumn("[red]{task.fields[failed]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    if console.width >= PROGRESS_FILE_WIDTH:
+        columns.append(TextColumn("{task.fields[current]}", markup=False))
+    progress = Progress(*columns, console=console, transient=True)
+    task = progress.add_task("files", total=total, failed="", current="")
     progress.start()
     return progress, task
+
+
+def _short(path: str, room: int = 40) -> str:
+    return path if len(path) <= room else "…" + path[-(room - 1):]
 
 
 def _check_streams(jobs_list) -> None:
