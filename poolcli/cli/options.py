@@ -167,7 +167,8 @@ DType = Annotated[str | None, _opt("--dtype", metavar="DTYPE",
 Jobs = Annotated[int | None, _opt(
     "-j", "--jobs", metavar="N",
     help="files at once, in worker processes (default: all cores for batches of 16 MB of "
-    "input or more; a smaller batch runs in one process, each file pooled on all cores)")]
+    "input or more and 4 files per worker; a smaller batch runs in one process, each file "
+    "pooled on all cores)")]
 Report = Annotated[str | None, _opt(
     "--report", metavar="table|json|none",
     help="on standard error (default: table on a terminal, else none)")]
