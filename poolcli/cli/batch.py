@@ -10,7 +10,7 @@ from typing import Any
 
 from ..batch.report import FileRecord
 from ..errors import UsageError
-from .messages import say
+from .messages import line, say
 
 # Rich and the batch machinery are imported where they are used: `poolcli --version` and
 # `--help` should start as fast as importing NumPy, Pillow and Typer.
@@ -51,6 +51,15 @@ class Shown:
     exists_more: int = 0  # ... and only counted
     stopped: bool = False  # a mistake stopped the batch: other workers' copies are quiet
 
+    def say(self, kind: str, text: str) -> None:
+        """A line above the progress bar while it shows, so the two never share a line."""
+        if self.progress is None:
+            say(kind, text)
+        else:
+            from rich.text import Text
+
+            self.progress.console.print(Text.from_ansi(line(kind, text, colour=True)))
+
     def finished(self, r: FileRecord, notes: list[str]) -> None:
         if r.status != "ok":
             if self.stopped and r.stop:
@@ -60,7 +69,7 @@ class Shown:
             elif r.exists and self.exists_named >= EXISTS_LINES:
                 self.exists_more += 1  # a batch run again: a few names are enough
             else:
-                say("error", f"{r.input}: {r.error}")
+                self.say("error", f"{r.input}: {r.error}")
                 if r.usage_error:
                     self.repeated[r.error] = 0
                 self.exists_named += r.exists
@@ -69,7 +78,7 @@ class Shown:
             for note in notes:
                 if note not in self.warned:
                     self.warned.add(note)
-                    say("warning", f"{note} ({r.input})")
+                    self.say("warning", f"{note} ({r.input})")
 
     def advanced(self, done: int, total: int, failed: int, current: str) -> None:
         if self.progress is not None:

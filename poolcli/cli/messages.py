@@ -114,10 +114,15 @@ bench); for majority use mode"
 _COLOURS = {"error": "31", "warning": "33", "note": "36", "interrupted": "31"}
 
 
+def line(kind: str, text: object, colour: bool = False) -> str:
+    """``poolcli: error: ...`` in the command line's words, without its newline."""
+    label = f"poolcli: {kind}" + ("" if kind == "interrupted" else ":")
+    if colour:
+        label = f"\033[{_COLOURS[kind]}m{label}\033[0m"
+    return f"{label} {' '.join(flag_words(str(text)).split())}"
+
+
 def say(kind: str, text: object) -> None:
     """One line on standard error: ``poolcli: error: ...``, coloured on a terminal."""
-    label = f"poolcli: {kind}" + ("" if kind == "interrupted" else ":")
-    if sys.stderr.isatty():
-        label = f"\033[{_COLOURS[kind]}m{label}\033[0m"
-    sys.stderr.write(f"{label} {' '.join(flag_words(str(text)).split())}\n")
+    sys.stderr.write(line(kind, text, sys.stderr.isatty()) + "\n")
     sys.stderr.flush()

@@ -2,9 +2,10 @@
 is drawn at, then the failures again and the run's summary.
 
 Widths: below 80 columns a file gets its shapes and one total time; from 80 the load, pool
-and save times; from 120 its output and, for a pipeline of several stages, each stage's
-time folded into one cell. Paths are shown relative to the working folder and cut from
-the left ("…/deep/name.png") rather than wrapped mid-word.
+and save times; from 120 its dtype, its output and, for a pipeline of several stages, each
+stage's time folded into one cell (the dtype shows at any width where a file's changes).
+Paths are shown relative to the working folder and cut from the left ("…/deep/name.png")
+rather than wrapped mid-word.
 """
 
 from __future__ import annotations
@@ -68,12 +69,17 @@ class Report:
 
         shown, more = self._rows()
         many_stages = any(len(r.stages) > 1 for r in shown)
-        cols: list[tuple[str, str]] = [("shape in -> out", "left"), ("dtype", "left")]
+        # the dtype has a column on wide terminals, or where a file's dtype changes
+        cols: list[tuple[str, str]] = [("shape in -> out", "left")]
+        if width >= WIDE or any(r.input_dtype != r.output_dtype for r in shown
+                                if r.status == "ok"):
+            cols.append(("dtype", "left"))
         if width >= WIDE and many_stages:
             cols.append(("stages", "left"))
         cols += ([("load", "right"), ("pool", "right"), ("save", "right")] if width >= MEDIUM
                  else [("time", "right")])
-        cells = [self._cells(r, width, many_stages) for r in shown]
+        with_dtype = ("dtype", "left") in cols
+        cells = [self._cells(r, width, many_stages, with_dtype) for r in shown]
         sizes = [max(len(name), *(len(c[i + 1]) for c in cells)) if cells else len(name)
                  for i, (name, _) in enumerate(cols)]
         # the file column takes what the others leave: between two columns Rich puts one
@@ -90,7 +96,8 @@ class Report:
             t.add_row(f"... {more} more files", *[""] * len(cols))
         return t
 
-    def _cells(self, r: FileRecord, width: int, many_stages: bool) -> list[str]:
+    def _cells(self, r: FileRecord, width: int, many_stages: bool,
+               with_dtype: bool) -> list[str]:
         from rich.markup import escape
 
         name = self._path(r.input)
@@ -99,11 +106,12 @@ class Report:
         stages = []
         if width >= WIDE and many_stages:
             stages = ["; ".join(f"{escape(s.stage)} {_time(s.seconds)}" for s in r.stages)]
+        dtype = ([] if not with_dtype else
+                 [r.input_dtype or "" if r.input_dtype == r.output_dtype
+                  else f"{r.input_dtype} -> {r.output_dtype}"])
         if r.status != "ok":
-            return [name, "failed", "", *([""] * len(stages)), *([""] * len(timing))]
-        dtype = (r.input_dtype if r.input_dtype == r.output_dtype
-                 else f"{r.input_dtype} -> {r.output_dtype}")
-        return [name, f"{dims(r.input_shape)} -> {dims(r.output_shape)}", dtype or "",
+            return [name, "failed", *([""] * (len(dtype) + len(stages) + len(timing)))]
+        return [name, f"{dims(r.input_shape)} -> {dims(r.output_shape)}", *dtype,
                 *stages, *timing]
 
     def _name(self, r: FileRecord, width: int, room: int) -> str:
