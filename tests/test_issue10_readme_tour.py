@@ -77,6 +77,7 @@ def test_the_tour_names_only_shipped_files_or_files_it_makes():
     assert "photos/" not in text
 
 
+@pytest.mark.slow  # runs every tour command as a process, bench included (~20 s)
 def test_the_readme_tour_runs_as_shown(fresh_clone):
     cwd, env = fresh_clone
     status: list[int] = []

@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # Rich loads only when a table is drawn: workers and pipes ne
 WIDE = 120  # output column and the stages cell
 MEDIUM = 80  # load, pool and save apart
 MIN_FILE = 12  # the file column never gets narrower than this
+TIME_COLUMNS = ("load", "pool", "save", "time")
+TIME_WIDTH = len("999.9 ms")  # _time's widest
 
 
 def table(records: list[FileRecord], summary: Summary, max_rows: int | None = None,
@@ -82,10 +84,14 @@ class Report:
         cells = [self._cells(r, width, many_stages, with_dtype) for r in shown]
         sizes = [max(len(name), *(len(c[i + 1]) for c in cells)) if cells else len(name)
                  for i, (name, _) in enumerate(cols)]
+        # times get their widest size ("999.9 ms"), so the layout never depends on them
+        sizes = [TIME_WIDTH if name in TIME_COLUMNS else size
+                 for (name, _), size in zip(cols, sizes, strict=True)]
         # the file column takes what the others leave: between two columns Rich puts one
-        # padding space each side and one for the (blank) rule
-        room = max(width - sum(sizes) - 3 * len(cols), MIN_FILE)
-        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+        # padding space (collapsed) and one for the (blank) rule
+        room = max(width - sum(sizes) - 2 * len(cols), MIN_FILE)
+        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  header_style="bold")
         t.add_column("file", no_wrap=True, overflow="ellipsis", max_width=room)
         for (name, justify), size in zip(cols, sizes, strict=True):
             t.add_column(name, justify=justify, no_wrap=True, min_width=size)
@@ -147,4 +153,4 @@ def _cut(text: str, room: int) -> str:
 
 
 def _time(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 10 else f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.2f} s" if seconds >= 0.99995 else f"{seconds * 1e3:.1f} ms"
