@@ -54,34 +54,34 @@ def test_a_folder_with_a_dot_is_fine_with_a_slash(cli, photo, tmp_path):
     assert files_under(tmp_path / "out.d") == ["a.jpg", "b.npy"]
 
 
-def test_globs_ignore_case(cli, tmp_path):
+def test_globs_ignore_case(exe, tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     rgb(d / "PHOTO.JPG")
     rgb(d / "b.png")
-    p = cli("max", d, "--glob", "*.jpg", "-o", tmp_path / "o")
+    p = exe("max", d, "--glob", "*.jpg", "-o", tmp_path / "o")
     assert p.returncode == 0, p.stderr
     assert files_under(tmp_path / "o") == ["PHOTO.JPG"]
 
 
-def test_a_glob_matching_nothing_is_named(cli, tmp_path):
+def test_a_glob_matching_nothing_is_named(exe, tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     rgb(d / "b.png")
-    p = cli("max", d, "--glob", "*.gif", "-o", tmp_path / "o")
+    p = exe("max", d, "--glob", "*.gif", "-o", tmp_path / "o")
     line = one_error_line(p)
     assert p.returncode == 2
     assert "--glob '*.gif'" in line and "ignoring case" in line
     assert "holds no supported files" not in line
 
 
-def test_sub_folders_not_searched_are_said_once(cli, tmp_path):
+def test_sub_folders_not_searched_are_said_once(cli, exe, tmp_path):
     d = tmp_path / "d"
     for sub in ("s1", "s2", "s3", ".hidden"):
         (d / sub).mkdir(parents=True)
         rgb(d / sub / "x.png")
     rgb(d / "top.png")
-    p = cli("max", d, "-o", tmp_path / "o")
+    p = exe("max", d, "-o", tmp_path / "o")
     assert p.returncode == 0, p.stderr
     assert p.stderr.count("3 sub-folders not searched; -r descends") == 1
     assert files_under(tmp_path / "o") == ["top.png"]
