@@ -205,10 +205,45 @@ def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool,
             img = img.convert(mode)
         except ValueError:
             raise ImageReadError(f"image mode {img.mode} cannot be converted to {mode}") from None
-    arr = np.asarray(img)
+    arr = _pixels(img) if img.mode in _BYTE_MODES else np.asarray(img)
     if arr.dtype != MODES[mode].dtype:
         arr = arr.astype(MODES[mode].dtype)
     return LoadedImage(arr, mode, fmt, info, alpha=MODES[mode].alpha)
+
+
+# Modes of one byte per band, whose raw bytes are the array as it is.
+_BYTE_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def _raw_encoder(img: Image.Image) -> Any:
+    """Pillow's raw encoder for ``img``, the one ``Image.tobytes`` uses."""
+    return Image._getencoder(img.mode, "raw", img.mode)
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    """The pixels of an 8-bit image as a read-only array, in one copy.
+
+    ``np.asarray(img)`` goes through ``Image.tobytes``, which encodes in 64 KiB pieces
+    and joins them: a second copy of the whole image, as long as decoding a JPEG takes
+    (0.15 s of a 4000x3000 RGB). Asking the same raw encoder for the whole image at once
+    gives the same bytes in one copy; anything unexpected falls back to ``np.asarray``.
+    """
+    bands = _BYTE_MODES[img.mode]
+    width, height = img.size
+    size = width * height * bands
+    try:
+        encoder = _raw_encoder(img)
+        try:
+            encoder.setimage(img.im, (0, 0, width, height))
+            _, status, data = encoder.encode(size)
+        finally:
+            encoder.cleanup()
+    except Exception:  # a Pillow without this private API: the public way
+        return np.asarray(img)
+    if status != 1 or len(data) != size:
+        return np.asarray(img)
+    shape = (height, width) if bands == 1 else (height, width, bands)
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def _cmyk_to_srgb(img: Image.Image, info: dict[str, Any]) -> tuple[Image.Image, dict[str, Any]]:
