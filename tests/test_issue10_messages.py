@@ -93,3 +93,10 @@ def test_command_descriptions_are_whole_in_help(exe):
 def test_jobs_help_states_the_16_mb_rule(exe):
     text = " ".join(exe("max", "--help").stdout.decode().split())
     assert "16 MB" in text and "-j, --jobs" in text
+
+
+def test_plan_on_a_missing_file_says_it_as_every_command_does(exe, tmp_path):
+    p = exe("plan", "max:k=2", tmp_path / "nothere.png")
+    line = one_error_line(p)
+    assert p.returncode == 2
+    assert "input" in line and "nothere.png does not exist" in line and "Errno" not in line

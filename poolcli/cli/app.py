@@ -185,6 +185,9 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
                   "--axes chooses other axes")
         source = f"--shape {shape}"
     elif len(rest) == 1:
+        from ..batch.jobs import expand
+
+        expand(rest)  # a missing input is said as every command says it (exit 2)
         try:
             info = describe_input(rest[0])
         except (OSError, ValueError) as e:  # an unreadable input, as `info` reports it
