@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -185,9 +186,9 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
                   "--axes chooses other axes")
         source = f"--shape {shape}"
     elif len(rest) == 1:
-        from ..batch.jobs import expand
-
-        expand(rest)  # a missing input is said as every command says it (exit 2)
+        if rest[0] != "-" and not os.path.lexists(rest[0]):
+            # said as every command says it (exit 2), not as a raw OS error
+            raise UsageError(f"input {rest[0]} does not exist")
         try:
             info = describe_input(rest[0])
         except (OSError, ValueError) as e:  # an unreadable input, as `info` reports it
