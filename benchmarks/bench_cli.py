@@ -1,21 +1,26 @@
-"""Time the poolcli command line beside ImageMagick, libvips and Pillow (issue 3's targets).
+"""Time the poolcli command line beside ImageMagick, libvips and Pillow (issues 3 and 10).
 
-Three measures, wall time of whole processes, median of several runs (hyperfine when it
+Measures, wall time of whole processes, median of several runs (hyperfine when it
 is installed, else a loop here with time.perf_counter):
 
-1. start-up: ``poolcli --version`` against ``python -c "import numpy, PIL.Image, typer"``;
+1. start-up: ``poolcli --version`` against ``python -c "import numpy, PIL.Image"`` (issue
+   10's floor) and ``python -c "import numpy, PIL.Image, typer"`` (issue 3's);
 2. one 4000x3000 RGB PNG (photo-like: gradients, shapes, texture and sensor noise)
    halved with a 2x2 box: poolcli avg -k 2 (default and --compress-level 1), ImageMagick
    ``convert in.png -scale 50% out.png``, libvips ``vips shrink in.png out.png 2 2`` and
    a plain Pillow open/reduce/save script; output sizes and pixel agreement too;
-3. a folder of 200 512x512 PNGs: poolcli avg -k 2 -j 2 and -j 1, ImageMagick
-   ``mogrify -path out -scale 50% *.png`` and a Pillow loop.
+3. a folder of 200 512x512 PNGs: poolcli avg -k 2 -j 2, -j 1 and the default -j,
+   ImageMagick ``mogrify -path out -scale 50% *.png`` and a Pillow loop;
+4. (jpeg) one 4000x3000 JPEG halved, JPEG out at quality 90 everywhere: poolcli avg -k 2
+   (its default quality is 90), ``convert -scale 50% -quality 90``, ``vips shrink
+   out.jpg[Q=90] 2 2``;
+5. (jobs) a folder of 2 such JPEGs: poolcli's default -j against -j 1 and -j 2.
 
 ImageMagick and libvips are Debian's ``imagemagick`` and ``libvips-tools`` packages; a
 tool that is absent is reported and skipped. Test data are generated once into --workdir.
 
     python benchmarks/bench_cli.py
-    python benchmarks/bench_cli.py --runs 7 --only single --json cli.json
+    python benchmarks/bench_cli.py --runs 7 --only single,jpeg --json cli.json
 """
 
 from __future__ import annotations
@@ -125,6 +130,19 @@ def make_data(workdir: Path, n_folder: int) -> tuple[Path, Path]:
         Image.fromarray(photo_like(512, 512, seed=100 + i)).save(folder / f"img_{i:03d}.png")
     stamp.write_text(want)
     return big, folder
+
+
+def make_jpegs(workdir: Path) -> tuple[Path, Path]:
+    """One 4000x3000 photo-like JPEG (quality 90) and a folder holding two of them."""
+    jpeg, pair = workdir / "photo_4000x3000.jpg", workdir / "folder_2jpeg"
+    if not jpeg.exists():
+        Image.fromarray(photo_like(3000, 4000, seed=1)).save(jpeg, quality=90)
+    if not pair.is_dir():
+        pair.mkdir()
+        for i in range(2):
+            Image.fromarray(photo_like(3000, 4000, seed=10 + i)).save(pair / f"p{i}.jpg",
+                                                                       quality=90)
+    return jpeg, pair
 
 
 # --------------------------------------------------------------------------- tools
@@ -291,12 +309,12 @@ def main(argv: list[str] | None = None) -> int:
                     "start-up uses 4x as many, the folder at least 3)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--files", type=int, default=200, help="PNGs in the folder test")
-    ap.add_argument("--only", help="comma-separated: startup,single,folder")
+    ap.add_argument("--only", help="comma-separated: startup,single,folder,jpeg,jobs")
     ap.add_argument("--no-hyperfine", action="store_true", help="time with a loop here")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON ('-': stdout)")
     args = ap.parse_args(argv)
     parts = {s.strip() for s in args.only.split(",")} if args.only else {
-        "startup", "single", "folder"}
+        "startup", "single", "folder", "jpeg", "jobs"}
     work = Path(args.workdir).resolve()
 
     poolcli = poolcli_executable()
@@ -347,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     if "startup" in parts:
         cmds = [Cmd("poolcli --version", [poolcli, "--version"]),
                 Cmd("python -c 'import numpy, PIL.Image, typer'",
-                    [py, "-c", "import numpy, PIL.Image, typer"])]
+                    [py, "-c", "import numpy, PIL.Image, typer"]),
+                Cmd("python -c 'import numpy, PIL.Image'",
+                    [py, "-c", "import numpy, PIL.Image"])]
         shim = shutil.which("poolcli")
         if shim and Path(shim).resolve() != Path(poolcli).resolve():
             cmds.append(Cmd("poolcli --version via PATH (shim)", [shim, "--version"]))
@@ -358,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
         if a and b:
             target("start-up", "poolcli --version <= 1.3x python -c 'import numpy, PIL.Image, "
                    "typer'", f"{a / b:.2f}x", a / b <= 1.3)
+        floor = med(g, cmds[2].name)
+        if a and floor:
+            target("start-up", "poolcli --version <= 1.25x python -c 'import numpy, "
+                   "PIL.Image' (issue 10)", f"{a / floor:.2f}x ({a:.0f} vs {floor:.0f} ms)",
+                   a / floor <= 1.25)
 
     if "single" in parts or "folder" in parts:
         big, folder = make_data(work, args.files)
@@ -414,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             target("one PNG", "poolcli default vs ImageMagick",
                    "poolcli failed" if not p else "ImageMagick absent or failed", None)
+        if p and vips_ms and im_ms:
+            size_ok = g[cmds[0].name]["size"] <= g["ImageMagick convert -scale 50%"]["size"]
+            target("one PNG", "poolcli default within 1.3x of vips shrink, file no larger "
+                   "than ImageMagick's (issue 10)",
+                   f"{p / vips_ms:.2f}x; size {'<=' if size_ok else '>'} ImageMagick's",
+                   p <= 1.3 * vips_ms and size_ok)
         if fast and vips_ms:
             target("one PNG", "poolcli --compress-level 1 within 1.2x of vips shrink",
                    f"{fast / vips_ms:.2f}x", fast <= 1.2 * vips_ms)
@@ -434,7 +465,10 @@ def main(argv: list[str] | None = None) -> int:
                 Cmd("poolcli avg -k 2 -j 1",
                     [poolcli, "avg", str(folder), "-k", "2", "-o", str(fo / "poolcli_j1"),
                      "-j", "1", "-q"], prepare=prep(fo / "poolcli_j1"),
-                    output=fo / "poolcli_j1")]
+                    output=fo / "poolcli_j1"),
+                Cmd("poolcli avg -k 2 (default -j)",
+                    [poolcli, "avg", str(folder), "-k", "2", "-o", str(fo / "poolcli_jd"),
+                     "-q"], prepare=prep(fo / "poolcli_jd"), output=fo / "poolcli_jd")]
         if mogrify:
             cmds.append(Cmd("ImageMagick mogrify -scale 50%",
                             [mogrify, "-path", shlex.quote(str(fo / "mogrify")), "-scale",
@@ -472,8 +506,66 @@ def main(argv: list[str] | None = None) -> int:
         if j2 and j1:
             target("folder", "poolcli -j 2 >= 1.7x faster than -j 1",
                    f"{j1 / j2:.2f}x{ceiling}", j1 / j2 >= 1.7)
+        jd = med(g, "poolcli avg -k 2 (default -j)")
+        if jd and j1:
+            target("folder", "default -j never slower than -j 1 (issue 10; 5% noise)",
+                   f"{jd / j1:.2f}x of -j 1", jd <= 1.05 * j1)
 
-    print("\nTargets (issue 3)")
+    if "jpeg" in parts or "jobs" in parts:
+        jpeg, pair = make_jpegs(work)
+        jdir = work / "out" / "jpeg"
+        jdir.mkdir(parents=True, exist_ok=True)
+
+    if "jpeg" in parts:
+        def jout(name: str) -> Path:
+            return jdir / name
+
+        cmds = [Cmd("poolcli avg -k 2 (quality 90)",
+                    [poolcli, "avg", str(jpeg), "-k", "2", "-o", str(jout("poolcli.jpg")),
+                     "-q", "--overwrite"], output=jout("poolcli.jpg"))]
+        if convert:
+            cmds.append(Cmd("ImageMagick convert -scale 50% -quality 90",
+                            [convert, str(jpeg), "-scale", "50%", "-quality", "90",
+                             str(jout("im.jpg"))], output=jout("im.jpg")))
+        if vips:
+            cmds.append(Cmd("libvips vips shrink 2 2 [Q=90]",
+                            [vips, "shrink", str(jpeg), str(jout("vips.jpg")) + "[Q=90]", "2",
+                             "2"], output=jout("vips.jpg")))
+        print(f"\ninput: {jpeg} ({jpeg.stat().st_size / 1e6:.1f} MB)")
+        g = bench_group("One 4000x3000 JPEG, halved with a 2x2 box, JPEG quality 90 out",
+                        cmds, args.runs, args.warmup, hyperfine)
+        print_group(g, cmds)
+        results["jpeg"] = g
+        p = med(g, cmds[0].name)
+        im_ms = med(g, "ImageMagick convert -scale 50% -quality 90")
+        vips_ms = med(g, "libvips vips shrink 2 2 [Q=90]")
+        if p and im_ms:
+            target("one JPEG", "poolcli faster than ImageMagick convert -scale 50% (q 90)",
+                   f"{p / im_ms:.2f}x of ImageMagick ({p:.0f} vs {im_ms:.0f} ms)", p < im_ms)
+        if p and vips_ms:
+            target("one JPEG", "poolcli within 1.3x of vips shrink (q 90)",
+                   f"{p / vips_ms:.2f}x ({p:.0f} vs {vips_ms:.0f} ms)", p <= 1.3 * vips_ms)
+
+    if "jobs" in parts:
+        def jprep(d: Path) -> str:
+            q = shlex.quote(str(d))
+            return f"rm -rf {q} && mkdir -p {q}"
+
+        cmds = [Cmd(f"poolcli avg -k 2 {flag or '(default -j)'}",
+                    [poolcli, "avg", str(pair), "-k", "2", "-o", str(jdir / f"pair{flag}"), "-q",
+                     *([flag[:2], flag[3:]] if flag else [])],
+                    prepare=jprep(jdir / f"pair{flag}"), output=jdir / f"pair{flag}")
+                for flag in ("", "-j 1", "-j 2")]
+        g = bench_group("A folder of 2 4000x3000 JPEGs: the default -j against -j 1 and -j 2",
+                        cmds, args.runs, args.warmup, hyperfine)
+        print_group(g, cmds)
+        results["jobs"] = g
+        jd, j1 = med(g, cmds[0].name), med(g, cmds[1].name)
+        if jd and j1:
+            target("2-file folder", "default -j never slower than -j 1 (5% noise)",
+                   f"{jd / j1:.2f}x of -j 1", jd <= 1.05 * j1)
+
+    print("\nTargets (issues 3 and 10)")
     print(format_table(["measure", "target", "measured", "result"],
                        [[t["measure"], t["target"], t["measured"], verdict(t["ok"])]
                         for t in targets]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.kinds import canonical_kind, result_dtype
+from .core.kinds import canonical_kind, check_option, result_dtype
 from .core.plan import PoolPlan, make_plan
 from .errors import PoolError
 from .pool import engine_for
@@ -46,6 +47,9 @@ KEYS: dict[str, str] = {name: k.param for k in STAGE_KEYS for name in (k.short, 
 SHORT: dict[str, str] = {k.param: k.short for k in STAGE_KEYS}
 _ALLOWED = {"ints": "an int or a list like 3x2", "bool": "true or false",
             "number": "a number", "padding": "an int, a list like 3x2, 'same' or 'valid'"}
+
+
+_PROBE = 1 << 20  # the axis length a stage is checked against before any data is seen
 
 
 def parse_ints(text: str, sep: str = "x") -> int | tuple[int, ...]:
@@ -107,8 +111,13 @@ class Stage:
             if key not in SHORT:
                 raise PoolError(f"stage {name}: unknown option {key!r}; use "
                                 f"{', '.join(SHORT)}")
-        # Catch what can be caught without data (bad values, unknown kinds) at parse time.
-        self.plan(self._probe_shape())
+            check_option(key, [name])
+        # Catch what can be caught without data (bad values, unknown kinds) at parse time;
+        # the stand-in length is no user's, so a message never shows it.
+        try:
+            self.plan(self._probe_shape())
+        except PoolError as e:
+            raise PoolError(re.sub(rf"n={_PROBE}, |\(?\b{_PROBE}\b\)?", "", str(e))) from None
 
     def _probe_shape(self) -> tuple[int, ...]:
         o = self.options
@@ -121,7 +130,7 @@ class Stage:
             flat = axes if isinstance(axes, tuple) else (axes,)
             if all(isinstance(a, int) for a in flat):
                 m = max([m, *[a + 1 if a >= 0 else -a for a in flat]])
-        return (1 << 20,) * m
+        return (_PROBE,) * m
 
     def plan(self, shape: tuple[int, ...], axes: Any = None) -> PoolPlan:
         """The plan for an array of ``shape``; ``axes`` applies when the stage sets none."""
@@ -146,13 +155,28 @@ class Stage:
             key, eq, value = item.partition("=")
             key = key.strip().lower()
             if not eq:
-                raise PoolError(f"stage {text.strip()!r}: {item!r} is not KEY=VALUE")
+                raise PoolError(f"stage {text.strip()!r}: {item!r} is not KEY=VALUE"
+                                + _stage_hint(item, options))
             if key not in KEYS:
                 raise PoolError(f"stage {text.strip()!r}: unknown key {key!r}; use "
                                 f"{', '.join(sorted(set(SHORT.values())))} or their long names")
             options[KEYS[key]] = parse_value(KEYS[key], value,
                                              f"stage {text.strip()!r}: {KEYS[key]}")
         return cls(kind, options)
+
+
+def _stage_hint(item: str, options: dict[str, Any]) -> str:
+    """What a stray item in a stage most likely meant (``avg:global``, ``k=3,3``)."""
+    word = item.strip().lower()
+    if word in ("global", "adaptive"):
+        return "; for global pooling write out=1"
+    if word.isdigit() and options:
+        key, value = list(options.items())[-1]
+        if BY_PARAM[key].value in ("ints", "padding"):
+            last = _format_value(value)
+            return (f"; write {SHORT[key]}={last}x{word} inside a stage (commas separate "
+                    "keys)")
+    return ""
 
 
 def _format_value(v: Any) -> str:

@@ -130,7 +130,7 @@ def test_a_symlink_inside_the_output_folder_cannot_carry_outputs_out(tree, tmp_p
 
 def test_an_empty_folder_suggests_r_when_files_are_deeper(tmp_path):
     touch(tmp_path / "top" / "sub" / "x.png")
-    with pytest.raises(UsageError, match="recursive=True searches sub-folders"):
+    with pytest.raises(UsageError, match="1 sub-folder not searched; recursive=True descends"):
         plan_jobs([str(tmp_path / "top")], None, "max")
     assert len(plan_jobs([str(tmp_path / "top")], None, "max", recursive=True)) == 1
 

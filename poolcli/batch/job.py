@@ -12,11 +12,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import PoolError, UsageError
-from ..image import IMAGE_AXES, run_image
+from ..image import IMAGE_AXES, for_pipeline, picks_cells, run_image
 from ..io import arrays
 from ..io.atomic import atomic_write
 from ..io.image_read import ImageReadError, read_image
-from ..io.image_write import write_image
+from ..io.image_write import check_settings_apply, write_image
 from ..io.modes import MODES
 from ..io.sniff import format_from_suffix, sniff_format
 from ..pipeline import Pipeline
@@ -119,6 +119,10 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
     if in_format in ("npy", "npz") and out_format not in ("npy", "npz"):
         raise UsageError(f"an array cannot be written as {out_format}; use .npy or .npz")
     # Options that cannot apply are refused before any decoding.
+    try:
+        check_settings_apply(out_format, opts.quality, opts.compress_level)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if in_format not in ("npy", "npz"):
         if opts.axes is not None and opts.axes != (0, 1):
             raise UsageError("`axes` applies to .npy/.npz inputs; images are pooled over "
@@ -141,7 +145,9 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
     src: Any = data if data is not None else job.src
     if in_format in ("npy", "npz"):
         return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
-    img = read_image(src, max_pixels=opts.max_pixels)
+    # a palette stays indices (and its palette) when the kinds pick cells: label images
+    img = for_pipeline(read_image(src, max_pixels=opts.max_pixels,
+                                  keep_palette=picks_cells(pipe)), pipe)
     rec.load_seconds = time.perf_counter() - t0
     arr = img.array
     rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), IMAGE_AXES

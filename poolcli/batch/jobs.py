@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..io.sniff import ARRAY_SUFFIXES, IMAGE_SUFFIXES, SUFFIX_OF
+from ..io.sniff import ARRAY_SUFFIXES, IMAGE_SUFFIXES, SUFFIX_OF, format_from_suffix
 
 SUPPORTED = IMAGE_SUFFIXES | ARRAY_SUFFIXES
 STDIO = "-"
@@ -40,9 +40,15 @@ class Options:
     retried: bool = False  # a job may run again (a cluster task): its own output is no conflict
 
 
+def name_matches(name: str, pattern: str | None) -> bool:
+    """Whether a file name matches a glob, ignoring case (``*.jpg`` finds ``PHOTO.JPG``),
+    as suffixes are recognised in any case."""
+    return pattern is None or fnmatch.fnmatchcase(name.lower(), pattern.lower())
+
+
 def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:
     """Supported files under ``folder`` in a stable order; symlinked folders are followed
-    once each, so a link loop ends.
+    once each, so a link loop ends. ``pattern`` matches names case-insensitively.
 
     The real tree comes first and linked folders after it, so a folder reachable both
     directly and through a link is found (and mirrored) under its real name.
@@ -67,8 +73,7 @@ def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:
             if e.is_dir():
                 if recursive:
                     (links if e.is_symlink() else subdirs).append(Path(e.path))
-            elif Path(e.name).suffix.lower() in SUPPORTED and (
-                    pattern is None or fnmatch.fnmatch(e.name, pattern)):
+            elif Path(e.name).suffix.lower() in SUPPORTED and name_matches(e.name, pattern):
                 yield Path(e.path)
         stack.extend(reversed(subdirs))
 
@@ -91,15 +96,53 @@ def expand(inputs: list[str], recursive: bool = False, pattern: str | None = Non
             if skip is not None and skip.resolve() != p.resolve():
                 found = [f for f in found if not f.resolve().is_relative_to(skip.resolve())]
             if not found:
-                raise UsageError(f"folder {name} holds no supported files "
-                                 f"({', '.join(sorted(SUPPORTED))})"
-                                 + ("" if recursive else "; recursive=True searches sub-folders"))
+                raise UsageError(_nothing_found(name, p, recursive, pattern))
             pairs.extend((str(f), p) for f in found)
         elif p.exists():
             pairs.append((name, None))
         else:
-            raise UsageError(f"input {name} does not exist")
+            # `poolcli avg in.jpg out.jpg`: the last name was meant as the output
+            hint = (f"; to name the output use output={name}"
+                    if len(inputs) > 1 and name == inputs[-1] and format_from_suffix(name)
+                    else "")
+            raise UsageError(f"input {name} does not exist{hint}")
     return pairs
+
+
+def _nothing_found(name: str, folder: Path, recursive: bool, pattern: str | None) -> str:
+    """Why a folder input gave no files: the glob (named), or no supported suffix."""
+    if pattern is not None and any(walk(folder, recursive, None)):
+        text = (f"no file in folder {name} matches glob={pattern!r} (names are matched "
+                "ignoring case)")
+    else:
+        text = f"folder {name} holds no supported files ({', '.join(sorted(SUPPORTED))})"
+    subs = 0 if recursive else unsearched_folders([name])
+    if subs:
+        text += f"; {_folders(subs)} not searched; recursive=True descends"
+    return text
+
+
+def unsearched_folders(inputs: list[str]) -> int:
+    """How many sub-folders of the folder inputs a search without ``recursive`` skips."""
+    count = 0
+    for name in inputs:
+        if name != STDIO and os.path.isdir(name):
+            try:
+                count += sum(1 for e in os.scandir(name)
+                             if e.is_dir() and not e.name.startswith("."))
+            except OSError:
+                continue
+    return count
+
+
+def _folders(n: int) -> str:
+    return f"{n} sub-folder{'s' if n != 1 else ''}"
+
+
+def unsearched_note(inputs: list[str], recursive: bool) -> str | None:
+    """"3 sub-folders not searched; recursive=True descends", or None."""
+    n = 0 if recursive else unsearched_folders(inputs)
+    return f"{_folders(n)} not searched; recursive=True descends" if n else None
 
 
 def default_name(src: Path, tag: str, fmt: str | None) -> Path:
@@ -132,6 +175,12 @@ def plan_jobs(inputs: list[str], output: str | None, tag: str, *, recursive: boo
         out_dir = Path(output)
         if out_dir.exists() and not out_dir.is_dir():
             raise UsageError(f"output={output} is a file, but {len(pairs)} inputs need a folder")
+        if not out_dir.exists() and not as_folder and Path(output).suffix:
+            # `-o single.png` with many inputs would silently become a folder of that name
+            raise UsageError(f"`output` {output} names a file but {_inputs(pairs)} were given; "
+                             f"use a folder, e.g. output=out/")
+    elif output is not None and output != STDIO:
+        check_suffix(output, fmt)
     # Every input, as the file system sees it: no output may land on any of them.
     sources = {Path(src).resolve(): src for src, _ in pairs if src != STDIO}
     jobs = []
@@ -159,6 +208,26 @@ def plan_jobs(inputs: list[str], output: str | None, tag: str, *, recursive: boo
         raise UsageError(f"two inputs would both be written to {dup}; use an `output` folder "
                          "with a folder input to keep sub-folders apart")
     return jobs
+
+
+def _inputs(pairs: list[tuple[str, Path | None]]) -> str:
+    return f"{len(pairs)} input{'s' if len(pairs) != 1 else ''}"
+
+
+def check_suffix(dest: str, fmt: str | None) -> None:
+    """An output file's suffix must name a supported format, and the same as ``fmt``
+    (UsageError): `.jp2` is never given JPEG bytes, nor `x.png` a .npy array."""
+    suffix = Path(dest).suffix
+    if not suffix:
+        return  # no promise made: the input's format (or `format`) is written
+    by_suffix = format_from_suffix(dest)
+    if by_suffix is None:
+        known = " ".join(sorted(set(SUFFIX_OF.values()) | {".jpeg", ".tiff"}))
+        raise UsageError(f"output {dest}: the suffix {suffix} names no supported format; "
+                         f"use one of {known}, or format=FMT with a matching suffix")
+    if fmt is not None and by_suffix != fmt:
+        raise UsageError(f"output {dest} is named as {by_suffix} but format={fmt} was asked "
+                         f"for; name it {Path(dest).stem}{SUFFIX_OF[fmt]} or drop `format`")
 
 
 def _check_dest(dest: Path, src: Path, sources: dict[Path, str], out_dir: Path | None) -> None:

@@ -87,14 +87,26 @@ def plan(opts: BatchOptions) -> list[Job]:
                      pattern=opts.glob, fmt=opts.job.format)
 
 
+# ... and only for batches of at least this many files per worker: a worker's start-up is
+# paid once per worker, and with only a file or two each, pooling them here on all cores
+# (threaded pooling and PNG encoding) is faster (2 files: 0.95 s here, 1.63 s in workers).
+PROCESS_MIN_FILES_PER_WORKER = 4
+
+
 def worker_count(opts: BatchOptions, jobs_list: list[Job]) -> int:
-    """Worker processes for this batch: 1 means the jobs run in this process."""
+    """Worker processes for this batch: 1 means the jobs run in this process.
+
+    The default (``jobs`` None) never makes a run slower than one process: workers only
+    for batches big enough to pay for their start-up, in bytes and in files per worker.
+    """
     if opts.engine == "dask":
         return max(2, resolve_threads(opts.jobs))  # each job on one thread of a worker
     workers = min(resolve_threads(opts.jobs), len(jobs_list))
-    if opts.jobs is None and workers > 1 and not worth_processes(jobs_list):
-        workers = 1  # a small batch runs here, each file pooled on all cores
-    return workers
+    if opts.jobs is None and workers > 1:
+        workers = min(workers, len(jobs_list) // PROCESS_MIN_FILES_PER_WORKER)
+        if workers < 2 or not worth_processes(jobs_list):
+            workers = 1  # a small batch runs here, each file pooled on all cores
+    return max(workers, 1)
 
 
 def worth_processes(jobs_list: list[Job]) -> bool:

@@ -6,42 +6,51 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
-
+from .. import __version__
 from ..errors import PoolError
-from .commands import app
-from .messages import say
+from .messages import say, teach
 
-# Typer 0.29 vendors its own Click (typer._click) and a fresh install has no `click`;
-# older Typers raise Click's exceptions. Catch whichever family is present.
-try:
-    import click as _click
 
-    _CLICK_ERRORS: tuple[type[BaseException], ...] = (_click.ClickException,
-                                                      typer.TyperException)
-    _ABORTS: tuple[type[BaseException], ...] = (_click.exceptions.Abort, typer.Abort)
-except ImportError:
-    _CLICK_ERRORS, _ABORTS = (typer.TyperException,), (typer.Abort,)
+def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(usage errors, aborts) of the parser. Typer 0.29 vendors its own Click
+    (typer._click) and a fresh install has no `click`; older Typers raise Click's
+    exceptions. Catch whichever family is present."""
+    import typer
+
+    try:
+        import click
+    except ImportError:
+        return (typer.TyperException,), (typer.Abort,)
+    return (click.ClickException, typer.TyperException), (click.exceptions.Abort, typer.Abort)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The console script: every user mistake is one line and exit status 2, never a trace."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:
+        # Answered before the Typer app is imported and built (~0.1 s of a start-up whose
+        # floor is importing NumPy and Pillow), as `git --version` needs no subcommands.
+        print(f"poolcli {__version__}")
+        return 0
+    from .commands import app
+
+    click_errors, aborts = _parser_errors()
     try:
         code = app(args=argv, standalone_mode=False, prog_name="poolcli")
-    except _CLICK_ERRORS as e:
+    except click_errors as e:
         # Typer may vendor its own Click: both families carry exit_code and a message.
         if type(e).__name__ == "NoArgsIsHelpError" and getattr(e, "ctx", None) is not None:
             sys.stderr.write(e.ctx.get_help() + "\n")
             return 2
         message = e.format_message() if hasattr(e, "format_message") else str(e)
-        say("error", message)
+        say("error", teach(message))
         code = getattr(e, "exit_code", 2)
         code = 2 if code in (1, None) else code
     except PoolError as e:
         # the library's word for a user's mistake in options, a pipeline or a shape
         say("error", e)
         code = 2
-    except (KeyboardInterrupt, *_ABORTS):
+    except (KeyboardInterrupt, *aborts):
         # Click turns Ctrl-C into Abort; outputs in flight were written whole or not at all.
         say("interrupted", "")
         code = 130

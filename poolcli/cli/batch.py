@@ -10,11 +10,12 @@ from typing import Any
 
 from ..batch.report import FileRecord
 from ..errors import UsageError
-from .messages import say
+from .messages import line, say
 
 # Rich and the batch machinery are imported where they are used: `poolcli --version` and
 # `--help` should start as fast as importing NumPy, Pillow and Typer.
 TABLE_ROWS = 20  # rows of the default report table on a terminal
+PROGRESS_FILE_WIDTH = 110  # the progress bar names the current file from this width
 EXISTS_LINES = 3  # outputs that exist already, named one per line before they are counted
 
 
@@ -50,6 +51,15 @@ class Shown:
     exists_more: int = 0  # ... and only counted
     stopped: bool = False  # a mistake stopped the batch: other workers' copies are quiet
 
+    def say(self, kind: str, text: str) -> None:
+        """A line above the progress bar while it shows, so the two never share a line."""
+        if self.progress is None:
+            say(kind, text)
+        else:
+            from rich.text import Text
+
+            self.progress.console.print(Text.from_ansi(line(kind, text, colour=True)))
+
     def finished(self, r: FileRecord, notes: list[str]) -> None:
         if r.status != "ok":
             if self.stopped and r.stop:
@@ -59,7 +69,7 @@ class Shown:
             elif r.exists and self.exists_named >= EXISTS_LINES:
                 self.exists_more += 1  # a batch run again: a few names are enough
             else:
-                say("error", f"{r.input}: {r.error}")
+                self.say("error", f"{r.input}: {r.error}")
                 if r.usage_error:
                     self.repeated[r.error] = 0
                 self.exists_named += r.exists
@@ -68,13 +78,13 @@ class Shown:
             for note in notes:
                 if note not in self.warned:
                     self.warned.add(note)
-                    say("warning", f"{note} ({r.input})")
+                    self.say("warning", f"{note} ({r.input})")
 
     def advanced(self, done: int, total: int, failed: int, current: str) -> None:
         if self.progress is not None:
-            elapsed = self.progress.tasks[0].elapsed or 0
             self.progress.update(self.task, completed=done,
-                                 rate=f"{done / elapsed:.1f} files/s" if elapsed > 0 else "")
+                                 failed=f"{failed} failed" if failed else "",
+                                 current=_short(current))
 
     def counts(self) -> None:
         if self.exists_more:
@@ -104,6 +114,12 @@ def run_batch(opts, reporting: Reporting) -> int:
     opts = replace(opts, keep_records=keep)
     jobs_list = runner.plan(opts)
     _check_streams(jobs_list)
+    if not reporting.quiet:
+        from ..batch.jobs import unsearched_note
+
+        note = unsearched_note(list(opts.inputs), opts.recursive)
+        if note:
+            say("note", note)
     shown = Shown(quiet=reporting.quiet)
     if sys.stderr.isatty() and not reporting.quiet and len(jobs_list) > 1:
         shown.progress, shown.task = _progress(len(jobs_list))
@@ -148,20 +164,32 @@ def run_batch(opts, reporting: Reporting) -> int:
 
 
 def _progress(total: int):
+    """The bar Rich and tqdm users expect: percentage, done/total, failures so far, elapsed
+    time, a labelled ETA, and on a wide terminal the file just finished."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskProgressColumn,
         TextColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
-    progress = Progress(TextColumn("pooling"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                        console=stderr_console(), transient=True)
-    task = progress.add_task("files", total=total, rate="")
+    console = stderr_console()
+    columns = [TextColumn("pooling"), BarColumn(bar_width=24), TaskProgressColumn(),
+               MofNCompleteColumn(), TextColumn("[red]{task.fields[failed]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    if console.width >= PROGRESS_FILE_WIDTH:
+        columns.append(TextColumn("{task.fields[current]}", markup=False))
+    progress = Progress(*columns, console=console, transient=True)
+    task = progress.add_task("files", total=total, failed="", current="")
     progress.start()
     return progress, task
+
+
+def _short(path: str, room: int = 40) -> str:
+    return path if len(path) <= room else "…" + path[-(room - 1):]
 
 
 def _check_streams(jobs_list) -> None:

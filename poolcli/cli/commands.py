@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from .. import __version__
 from ..core.kinds import ALIASES, KINDS
@@ -61,6 +63,20 @@ EPILOG = (
     "  poolcli max scan.npy --axes 0,1 --report json\n\n"
     "Exit status: 0 done, 1 some inputs failed, 2 usage error, 130 interrupted."
 )
+class _Command(TyperCommand):
+    """A command whose usage line reads ``INPUT...``, not Typer's ``{INPUT}``."""
+
+    def collect_usage_pieces(self, ctx):
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p
+                for p in super().collect_usage_pieces(ctx)]
+
+
+def _command(name: str | None = None, *, help: str, **kw):
+    """app.command with the whole description in the command list (Click cuts it at 45
+    characters, mid-sentence) and the usage line as users write it."""
+    return app.command(name=name, cls=_Command, short_help=help, help=help, **kw)
+
+
 app = typer.Typer(name="poolcli", help="Pool images and N-d arrays: max, min, avg, sum, l2, "
                   "lp, median and mode pooling.", epilog=EPILOG, no_args_is_help=True,
                   add_completion=True, rich_markup_mode=None,
@@ -81,28 +97,37 @@ def _kind_command(kind: str, name: str):
                 report_file: ReportFile = None, quiet: Quiet = False,
                 fail_fast: FailFast = False, memory_limit: MemLimit = None,
                 recursive: Recursive = False, glob: Glob = None,
-                premultiply: Premult = True, quality: Quality = None,
+                premultiply: Premult = None, quality: Quality = None,
                 compress_level: Compress = None) -> None:
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
                            count_include_pad, divisor, norm, output_size, global_, ignore_nan)
         raise typer.Exit(_run(Pipeline([stage]), name, inputs, locals()))
-    command.__doc__ = f"{kind}: {KINDS[kind].summary}."
     return command
 
 
+def _kind_help(kind: str) -> str:
+    summary = KINDS[kind].summary
+    return f"{summary[0].upper()}{summary[1:]}."
+
+
 for _kind in KINDS:
-    app.command(name=_kind, epilog=EPILOG)(_kind_command(_kind, _kind))
+    _command(_kind, help=_kind_help(_kind), epilog=EPILOG)(_kind_command(_kind, _kind))
 for _alias, _kind in ALIASES.items():  # `poolcli mean` is avg; listed in avg's summary
-    app.command(name=_alias, epilog=EPILOG, hidden=True)(_kind_command(_kind, _alias))
+    _command(_alias, help=_kind_help(_kind), epilog=EPILOG, hidden=True)(
+        _kind_command(_kind, _alias))
 
 
 def _run(pipe: Pipeline, tag: str, inputs: list[str], given: dict) -> int:
     """Run a batch from a command's output options (``given``: the command's locals, so
     the KIND commands and `run` declare their shared options once each, not twice more)."""
     from ..batch.runner import BatchOptions
+    from ..core.kinds import check_option
 
+    premultiply = given["premultiply"]
+    if premultiply is not None:  # given: it must do something (avg on images with alpha)
+        check_option("premultiply", [s.kind for s in pipe.stages], every=True)
     job = make_options(given["axes"], given["dtype"], given["format"], given["overwrite"],
-                       given["premultiply"], given["quality"], given["compress_level"],
+                       premultiply is not False, given["quality"], given["compress_level"],
                        given["memory_limit"], given["jobs"])
     opts = BatchOptions(pipeline=pipe, inputs=tuple(inputs), tag=tag, output=given["output"],
                         recursive=given["recursive"], glob=given["glob"], jobs=given["jobs"],
@@ -118,24 +143,24 @@ def _pipeline(text: str | None, pipeline_file: Path | None) -> Pipeline:
     return Pipeline.parse(text)
 
 
-@app.command(epilog=EPILOG)
+@_command(help="Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'.", epilog=EPILOG)
 def run(args: Annotated[list[str], typer.Argument(
             help="PIPELINE then INPUT... (only INPUT... with --pipeline-file)",
-            metavar="PIPELINE INPUT", show_default=False)],
+            metavar="PIPELINE INPUT...", show_default=False)],
         pipeline_file: PipeFile = None, output: Output = None, format: Format = None,
         overwrite: Overwrite = False, dtype: DType = None, jobs: Jobs = None,
         report: Report = None, report_file: ReportFile = None, quiet: Quiet = False,
         fail_fast: FailFast = False, memory_limit: MemLimit = None,
         recursive: Recursive = False, glob: Glob = None, axes: Axes = None,
-        premultiply: Premult = True, quality: Quality = None,
+        premultiply: Premult = None, quality: Quality = None,
         compress_level: Compress = None) -> None:
-    """Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'."""
     text, inputs = (None, args) if pipeline_file else (args[0], args[1:])
     pipe = _pipeline(text, pipeline_file)
     raise typer.Exit(_run(pipe, "pooled", inputs, locals()))
 
 
-@app.command(epilog=EPILOG)
+@_command(help="Shapes after each stage and the arithmetic per axis; no data is processed.",
+          epilog=EPILOG)
 def plan(args: Annotated[list[str] | None, typer.Argument(
              help="PIPELINE (unless --pipeline-file), then an INPUT unless --shape is given",
              metavar="[PIPELINE] [INPUT]", show_default=False)] = None,
@@ -143,7 +168,6 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
              "--shape", metavar="224x224x3",
              help="plan for this shape; HxWxC with C <= 4 is an image (pools H, W)")] = None,
          axes: Axes = None, pipeline_file: PipeFile = None) -> None:
-    """Shapes after each stage and the arithmetic per axis; no data is processed."""
     from ..io.headers import describe_input
     from .text import plan_text
 
@@ -162,6 +186,9 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
                   "--axes chooses other axes")
         source = f"--shape {shape}"
     elif len(rest) == 1:
+        if rest[0] != "-" and not os.path.lexists(rest[0]):
+            # said as every command says it (exit 2), not as a raw OS error
+            raise UsageError(f"input {rest[0]} does not exist")
         try:
             info = describe_input(rest[0])
         except (OSError, ValueError) as e:  # an unreadable input, as `info` reports it
@@ -175,9 +202,9 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
     print(plan_text(pipe, tuple(dims), ax, source))
 
 
-@app.command(epilog=EPILOG)
+@_command(help="Shape, dtype, image mode and size of each input, from headers only.",
+          epilog=EPILOG)
 def info(inputs: Inputs, recursive: Recursive = False, glob: Glob = None) -> None:
-    """Shape, dtype, image mode and size of each input, reading headers only."""
     from ..batch.jobs import expand
     from ..io.headers import describe_input
     from .text import info_line
@@ -193,7 +220,7 @@ def info(inputs: Inputs, recursive: Recursive = False, glob: Glob = None) -> Non
     raise typer.Exit(status)
 
 
-@app.command()
+@_command(help="Time the core on synthetic data: median ms and the ratio to a copy.")
 def bench(shape: Annotated[str, typer.Option(
               "--shape", metavar="4096x4096", help="the synthetic array's shape; the last "
               "two axes are pooled")] = "4096x4096",
@@ -206,7 +233,6 @@ def bench(shape: Annotated[str, typer.Option(
           threads: Annotated[int | None, typer.Option(
               "--threads", metavar="N", help="threads for the one call (default: all cores)")]
           = None) -> None:
-    """Time the core on synthetic data: median ms and the ratio to copying the input."""
     from .text import bench_text
 
     dims = ints("--shape", shape)

@@ -126,7 +126,7 @@ def _opt(*names: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
 
 
 Inputs = Annotated[list[str], typer.Argument(
-    help="image or .npy/.npz files, folders, or - for standard input", metavar="INPUT",
+    help="image or .npy/.npz files, folders, or - for standard input", metavar="INPUT...",
     show_default=False)]
 
 # stage options
@@ -164,8 +164,11 @@ Format = Annotated[str | None, _opt("--format", metavar="FMT",
 Overwrite = Annotated[bool, _opt("--overwrite", help="replace existing outputs (never inputs)")]
 DType = Annotated[str | None, _opt("--dtype", metavar="DTYPE",
                                    help="dtype of array outputs, e.g. float32")]
-Jobs = Annotated[int | None, _opt("-j", "--jobs", metavar="N",
-                                  help="files at once (default: all cores)")]
+Jobs = Annotated[int | None, _opt(
+    "-j", "--jobs", metavar="N",
+    help="files at once, in worker processes (default: all cores for batches of 16 MB of "
+    "input or more and 4 files per worker; a smaller batch runs in one process, each file "
+    "pooled on all cores)")]
 Report = Annotated[str | None, _opt(
     "--report", metavar="table|json|none",
     help="on standard error (default: table on a terminal, else none)")]
@@ -179,7 +182,7 @@ MemLimit = Annotated[str | None, _opt(
 Recursive = Annotated[bool, _opt("-r", "--recursive", help="search folders' sub-folders")]
 Glob = Annotated[str | None, _opt("--glob", metavar="PATTERN",
                                   help="only files whose names match, e.g. '*.png'")]
-Premult = Annotated[bool, _opt("--premultiply/--no-premultiply",
+Premult = Annotated[bool | None, _opt("--premultiply/--no-premultiply",
                                help="avg weights colour by alpha (default: yes)")]
 Quality = Annotated[int | None, _opt("--quality", metavar="1-100",
                                      help="JPEG/WebP quality (default 90; WebP lossless when "

@@ -91,29 +91,58 @@ class Kind:
     identity: Callable[[np.dtype], Any] | None = None  # fills cells no input reaches yet
     divides: bool = False  # result = accumulated / count (avg, l2)
     power: str | None = None  # cells are transformed first: "square" or "norm"
+    # The options only some kinds take (KIND_OPTIONS) that this kind takes; giving one to
+    # a kind that ignores it is a mistake said as such, never silently dropped.
+    options: frozenset[str] = frozenset()
+    picks_cell: bool = False  # every result is a cell of its window (palette indices pool)
 
 
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         Kind("max", "largest value in each window", _keep, supports_indices=True,
-             combine=np.maximum, nan_combine=np.fmax, identity=lowest),
+             combine=np.maximum, nan_combine=np.fmax, identity=lowest, picks_cell=True),
         Kind("min", "smallest value in each window", _keep, supports_indices=True,
-             combine=np.minimum, nan_combine=np.fmin, identity=highest),
+             combine=np.minimum, nan_combine=np.fmin, identity=highest, picks_cell=True),
         Kind("avg", "mean of each window (alias: mean)", _float_out, combine=np.add,
-             identity=lambda dt: 0, divides=True),
+             identity=lambda dt: 0, divides=True,
+             options=frozenset({"count_include_pad", "divisor_override", "premultiply"})),
         Kind("sum", "sum of each window", _sum_out, combine=np.add, identity=lambda dt: 0),
         Kind("l2", "root mean square of each window", _float_out, combine=np.add,
-             identity=lambda dt: 0, divides=True, power="square"),
-        Kind("lp", "p-norm of each window, (sum |x|**p)**(1/p)", _float_out, combine=np.add,
-             identity=lambda dt: 0, power="norm"),
+             identity=lambda dt: 0, divides=True, power="square",
+             options=frozenset({"count_include_pad"})),
+        Kind("lp", "Lp norm of each window, (sum |x|**p)**(1/p)", _float_out, combine=np.add,
+             identity=lambda dt: 0, power="norm", options=frozenset({"norm"})),
         Kind("median", "lower median of each window (always a cell of it)", _keep,
-             separable=False),
+             separable=False, picks_cell=True),
         Kind("mode", "most frequent value in each window, ties to the smallest", _keep,
-             separable=False),
+             separable=False, picks_cell=True),
     )
 }
 ALIASES: dict[str, str] = {"mean": "avg"}
+# Options that only some kinds take (each kind lists its own in ``Kind.options``);
+# premultiply is pool_image's, and applies when every stage takes it.
+KIND_OPTIONS: frozenset[str] = frozenset().union(*(k.options for k in KINDS.values()))
+
+
+def check_option(option: str, kinds: list[str], *, every: bool = False) -> None:
+    """PoolError when ``option`` is one only some kinds take and ``kinds`` (a pipeline's
+    stages) do not take it: any of them, or ``every`` one of them.
+
+    >>> check_option("norm", ["lp"]); check_option("kernel", ["max"])
+    >>> check_option("count_include_pad", ["max"])
+    Traceback (most recent call last):
+    poolcli.errors.PoolError: `count_include_pad` applies to kinds avg, l2; not to max
+    """
+    if option not in KIND_OPTIONS:
+        return
+    taken = [option in KINDS[k].options for k in kinds]
+    if all(taken) if every else any(taken):
+        return
+    takers = ", ".join(k.name for k in KINDS.values() if option in k.options)
+    plural = "kinds" if "," in takers else "kind"
+    refused = ", ".join(dict.fromkeys(k for k, t in zip(kinds, taken, strict=True) if not t))
+    raise PoolError(f"`{option}` applies to {plural} {takers}; not to {refused}")
 
 
 def acc_dtype(kind: Kind, dt: np.dtype, plan: Any) -> np.dtype:

@@ -67,7 +67,8 @@ def describe_input(name: str) -> InputInfo:
         raise ValueError("not a PNG, JPEG, TIFF, BMP, WebP, GIF, .npy or .npz file")
     try:
         with Image.open(handle) as im:
-            # the mode and shape a run reads: a palette or CMYK image is read as RGB(A)
+            # the mode and shape a run reads: a CMYK image is read as RGB, a palette image
+            # as RGB(A) (kinds that pick a cell read its indices instead; see image.py)
             mode = loaded_mode(im.mode, im.mode == "P" and im.has_transparency_data)
             if mode is None:
                 raise ValueError(f"image mode {im.mode} is not supported")

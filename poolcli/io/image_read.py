@@ -92,13 +92,16 @@ class LoadedImage:
     alpha: bool = False
 
 
-def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None) -> LoadedImage:
+def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None,
+               keep_palette: bool = False) -> LoadedImage:
     """Decode the first frame of an image file, or of ``bytes`` holding one.
 
     EXIF orientation is applied, so the array is the right way up. Palette images become
-    RGB, or RGBA when they have transparency; CMYK, YCbCr and other colour spaces become
-    RGB (through the embedded ICC profile for CMYK when there is one). 16-bit greys are
-    uint16 in native byte order.
+    RGB, or RGBA when they have transparency, unless ``keep_palette``: then the array holds
+    the palette indices, mode "P", with ``info["palette"]`` (RGB bytes) and any
+    ``info["transparency"]``; ``image.colours`` turns that into RGB(A). CMYK, YCbCr and
+    other colour spaces become RGB (through the embedded ICC profile for CMYK when there
+    is one). 16-bit greys are uint16 in native byte order.
 
     ``max_pixels`` is the largest width*height accepted; None means Pillow's
     ``Image.MAX_IMAGE_PIXELS``. Pillow itself refuses more than twice its own limit before
@@ -112,10 +115,10 @@ def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None)
     else:
         handle = open(src, "rb")  # noqa: SIM115 - closed below, after decoding
     with handle:
-        return _decode(handle, max_pixels)
+        return _decode(handle, max_pixels, keep_palette)
 
 
-def _decode(handle: BinaryIO, max_pixels: int | None) -> LoadedImage:
+def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> LoadedImage:
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
@@ -139,7 +142,8 @@ def _decode(handle: BinaryIO, max_pixels: int | None) -> LoadedImage:
                 turn = exif.get(_ORIENTATION, 1) in range(2, 9)
                 # exif_transpose copies even when there is nothing to turn; skip that copy
                 img = ImageOps.exif_transpose(im) if turn else im
-                return _to_loaded(img, fmt, had_orientation=had_orientation)
+                return _to_loaded(img, fmt, had_orientation=had_orientation,
+                                  keep_palette=keep_palette)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         m = _BOMB.search(str(e))
         if m is None:
@@ -165,7 +169,8 @@ def _too_large(pixels: str, limit: int) -> str:
     )
 
 
-def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool) -> LoadedImage:
+def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool,
+               keep_palette: bool = False) -> LoadedImage:
     """The decoded image as an array in an exact dtype, with the metadata to keep."""
     info: dict[str, Any] = {}
     if img.info.get("icc_profile"):
@@ -182,6 +187,12 @@ def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool) -> LoadedIm
     if len(exif):
         info["exif"] = exif.tobytes()
 
+    if keep_palette and img.mode == "P" and img.palette is not None \
+            and img.palette.mode == "RGB":
+        info["palette"] = bytes(img.getpalette("RGB") or b"")
+        if "transparency" in img.info:
+            info["transparency"] = img.info["transparency"]
+        return LoadedImage(np.asarray(img).astype(np.uint8, copy=False), "P", fmt, info)
     mode = loaded_mode(img.mode, img.mode == "P" and img.has_transparency_data)
     if mode is None:
         raise ImageReadError(f"image mode {img.mode} is not supported")
@@ -194,10 +205,45 @@ def _to_loaded(img: Image.Image, fmt: str, *, had_orientation: bool) -> LoadedIm
             img = img.convert(mode)
         except ValueError:
             raise ImageReadError(f"image mode {img.mode} cannot be converted to {mode}") from None
-    arr = np.asarray(img)
+    arr = _pixels(img) if img.mode in _BYTE_MODES else np.asarray(img)
     if arr.dtype != MODES[mode].dtype:
         arr = arr.astype(MODES[mode].dtype)
     return LoadedImage(arr, mode, fmt, info, alpha=MODES[mode].alpha)
+
+
+# Modes of one byte per band, whose raw bytes are the array as it is.
+_BYTE_MODES = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def _raw_encoder(img: Image.Image) -> Any:
+    """Pillow's raw encoder for ``img``, the one ``Image.tobytes`` uses."""
+    return Image._getencoder(img.mode, "raw", img.mode)
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    """The pixels of an 8-bit image as a read-only array, in one copy.
+
+    ``np.asarray(img)`` goes through ``Image.tobytes``, which encodes in 64 KiB pieces
+    and joins them: a second copy of the whole image, as long as decoding a JPEG takes
+    (0.15 s of a 4000x3000 RGB). Asking the same raw encoder for the whole image at once
+    gives the same bytes in one copy; anything unexpected falls back to ``np.asarray``.
+    """
+    bands = _BYTE_MODES[img.mode]
+    width, height = img.size
+    size = width * height * bands
+    try:
+        encoder = _raw_encoder(img)
+        try:
+            encoder.setimage(img.im, (0, 0, width, height))
+            _, status, data = encoder.encode(size)
+        finally:
+            encoder.cleanup()
+    except Exception:  # a Pillow without this private API: the public way
+        return np.asarray(img)
+    if status != 1 or len(data) != size:
+        return np.asarray(img)
+    shape = (height, width) if bands == 1 else (height, width, bands)
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def _cmyk_to_srgb(img: Image.Image, info: dict[str, Any]) -> tuple[Image.Image, dict[str, Any]]:

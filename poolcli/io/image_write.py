@@ -28,11 +28,11 @@ _FORMAT_ORDER = ("png", "tiff", "webp", "jpeg", "bmp", "gif")
 # BMP reads RGBA back as RGB, WebP and GIF silently convert what they cannot hold, PNG has
 # no 32-bit or float samples).
 _WRITABLE = {
-    "png": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16"}),
-    "tiff": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F"}),
-    "bmp": frozenset({"1", "L", "RGB"}),
+    "png": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "P"}),
+    "tiff": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F", "P"}),
+    "bmp": frozenset({"1", "L", "RGB", "P"}),
     # GIF is a palette format: exact for up to 256 colours, alpha on or off (see _gif_image).
-    "gif": frozenset({"1", "L", "RGB", "RGBA"}),
+    "gif": frozenset({"1", "L", "RGB", "RGBA", "P"}),
     "webp": frozenset({"RGB", "RGBA"}),
     "jpeg": frozenset({"L", "RGB"}),
 }
@@ -86,6 +86,8 @@ def to_image_dtype(array: np.ndarray, like: LoadedImage) -> np.ndarray:
     return np.clip(work, info.min, info.max, out=work).astype(target)
 
 
+# The output formats each encoder setting applies to; elsewhere it would do nothing.
+SETTING_FORMATS = {"quality": ("jpeg", "webp"), "compress_level": ("png",)}
 QUALITY = range(1, 101)  # JPEG and WebP
 COMPRESS_LEVEL = range(0, 10)  # PNG's zlib level
 
@@ -97,6 +99,20 @@ def check_settings(quality: int | None = None, compress_level: int | None = None
         if value is not None and value not in allowed:
             raise ValueError(f"{name}={value} is out of range; use "
                              f"{allowed.start}..{allowed.stop - 1}")
+
+
+def check_settings_apply(fmt: str, quality: int | None = None,
+                         compress_level: int | None = None) -> None:
+    """ValueError when a setting is given for a format whose encoder ignores it.
+
+    >>> check_settings_apply("png", quality=80)
+    Traceback (most recent call last):
+    ValueError: `quality` applies to jpeg and webp outputs, not to png
+    """
+    for name, value in (("quality", quality), ("compress_level", compress_level)):
+        if value is not None and fmt not in SETTING_FORMATS[name]:
+            raise ValueError(f"`{name}` applies to {' and '.join(SETTING_FORMATS[name])} "
+                             f"outputs, not to {fmt}")
 
 
 def write_image(
@@ -159,7 +175,16 @@ def write_image(
                       **params)
         _put(buf.getbuffer(), dest)
         return
-    img = Image.fromarray(pixels)
+    if like.mode == "P":
+        # palette indices with the palette they index (and its transparent entries)
+        img = Image.frombytes("P", (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
+        img.putpalette(like.info.get("palette") or bytes(v for v in range(256) for _ in "rgb"))
+        if fmt in ("png", "gif") and like.info.get("transparency") is not None:
+            params["transparency"] = like.info["transparency"]
+        if fmt == "gif":
+            params["optimize"] = False  # Pillow would drop unused entries and renumber
+    else:
+        img = Image.fromarray(pixels)
     if fmt == "gif" and like.mode in ("RGB", "RGBA"):
         img = _gif_image(pixels, params) or img
     if fmt == "png" and compress_level is not None:

@@ -33,6 +33,9 @@ MODES: dict[str, Mode] = {
         Mode("I;16", np.dtype(np.uint16), 1, False, "16-bit grey"),
         Mode("I", np.dtype(np.int32), 1, False, "32-bit integer"),
         Mode("F", np.dtype(np.float32), 1, False, "32-bit float"),
+        # palette indices, read only when asked (read_image(keep_palette=True)): kinds that
+        # pick a cell pool labels, never a mix of colours
+        Mode("P", np.dtype(np.uint8), 1, False, "8-bit palette"),
     )
 }
 # The array dtype that holds each mode exactly.
