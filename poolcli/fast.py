@@ -1,0 +1,464 @@
+"""Fast paths for block pooling of integer arrays (avg, sum, mode, max, min), chosen from the plan.
+
+The general engine combines strided views one kernel offset at a time. That suits floats,
+but NumPy cannot vectorise the strided views of narrow integers, computes their averages
+through floats, and finds a mode by sorting window stacks. Here, when every window is a
+whole block (stride = kernel, no padding or dilation, no partial window) of a C-contiguous
+array whose pooled axes are consecutive, the work is reorganised:
+
+- The pooled axes before the last one are "vertical": the window's rows are whole
+  contiguous rows, combined with one vectorised call per kernel offset.
+- The two cells of a horizontal pair are split without a strided copy: a row of 8-bit
+  cells viewed as 16-bit lanes holds two cells per lane, ``lane & 0xFF`` and ``lane >> 8``
+  (16-bit cells in 32-bit lanes, 32-bit cells in 64-bit lanes).
+- avg and sum add those lanes in the wider lane type, so sums are exact integers (a
+  signed input is first biased to unsigned by flipping its sign bit); an average is
+  rounded half to even in integer arithmetic, for a power-of-two divisor D
+  ``(s + D/2 - 1 + ((s >> log2 D) & 1)) >> log2 D``. Interleaved channels (RGB) are
+  realigned with shifted adds and periodic masks, never with a strided copy.
+- mode counts pairwise equalities of the window's cells (COUNTLESS-style, no sort): each
+  cell counts the later cells equal to it, so the first occurrence of a value holds its
+  multiplicity; the largest count wins and ties go to the smallest value.
+- max and min combine the rows first (contiguous), then the split pairs.
+
+``try_fast`` returns None for every case it does not cover, and the engine runs as
+before. Results are bit-identical to the general engine's (tests/test_fast.py).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .plan import PoolPlan
+
+# Input bytes one tile reads: its temporaries (a few arrays of about half its size)
+# stay in a 1 MiB L2 cache.
+TILE_BYTES = 256 * 1024
+# Below this many input bytes one thread does it all: starting threads costs more.
+THREAD_MIN_BYTES = 1 << 20
+# Windows of up to this many cells take the pairwise-equality mode (n*(n-1)/2 compares).
+MODE_MAX_CELLS = 9
+
+_LANES = {1: np.dtype(np.uint16), 2: np.dtype(np.uint32), 4: np.dtype(np.uint64)}
+_UNSIGNED = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
+             8: np.dtype(np.uint64)}
+
+
+def try_fast(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype, threads: int,
+             out: np.ndarray | None = None) -> np.ndarray | None:
+    """Pool ``x`` (of the plan's shape) by a fast path, or return None if none applies.
+
+    ``out_dtype`` is the dtype the result must have (pool()'s rule or its ``dtype=``);
+    ``out``, if given, receives the result; ``threads`` is the number of worker threads.
+    """
+    job = plan_job(plan, x, np.dtype(out_dtype))
+    if job is None:
+        return None
+    if out is not None and (out.shape != plan.out_shape or out.dtype != out_dtype
+                            or not out.flags.c_contiguous):
+        return None
+    xv, rshape, tile_fn = job
+    res = np.empty(plan.out_shape, out_dtype) if out is None else out
+    rv = res.reshape(rshape)
+    tiles = _tiles(xv, threads)
+    n = min(threads, len(tiles)) if xv.nbytes >= THREAD_MIN_BYTES else 1
+    if len(tiles) > 1:
+        # Even one thread works off the main thread: there glibc returns freed
+        # temporaries of a few hundred KiB to the system and page-faults them back in.
+        with ThreadPoolExecutor(n) as ex:
+            done = [ex.submit(_run, tile_fn, xv, rv, tiles[i::n]) for i in range(n)]
+            for f in done:
+                f.result()
+    else:
+        _run(tile_fn, xv, rv, tiles)
+    return res
+
+
+def _run(fn, xv: np.ndarray, rv: np.ndarray, tiles) -> None:
+    scratch = Scratch()
+    for b0, b1, o0, o1 in tiles:
+        fn(xv[b0:b1, o0:o1], rv[b0:b1, o0:o1], scratch)
+
+
+class Scratch:
+    """Temporaries reused from tile to tile (one per thread).
+
+    Fresh temporaries of a few hundred KiB are page-faulted in again at every tile
+    (glibc maps or trims them), which cost more than the arithmetic on them.
+    """
+
+    def __init__(self) -> None:
+        self.bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        need = math.prod(shape) * dtype.itemsize
+        buf = self.bufs.get(name)
+        if buf is None or buf.nbytes < need:
+            buf = self.bufs[name] = np.empty(max(need, 64), np.uint8)
+        return buf[:need].view(dtype).reshape(shape)
+
+
+def _tiles(xv: np.ndarray, threads: int) -> list[tuple[int, int, int, int]]:
+    """(b0, b1, o0, o1) blocks over the batch axis and the first pooled axis's windows."""
+    nb, no = xv.shape[0], xv.shape[1]
+    per_row = math.prod(xv.shape[2:]) * xv.itemsize
+    want = 4 * threads if threads > 1 else 1
+    per_b = per_row * no
+    if nb > 1 and per_b <= TILE_BYTES:
+        step = max(1, min(TILE_BYTES // max(per_b, 1), -(-nb // want)))
+        return [(b, min(b + step, nb), 0, no) for b in range(0, nb, step)]
+    rows = max(1, TILE_BYTES // max(per_row, 1))
+    if nb * -(-no // rows) < want:
+        rows = max(1, -(-no * nb // want))
+    return [(b, b + 1, o, min(o + rows, no)) for o in range(0, no, rows) for b in range(nb)]
+
+
+# --- which plans qualify ------------------------------------------------------------------
+
+
+def block_kernel(plan: PoolPlan) -> tuple[int, ...] | None:
+    """The per-axis block sizes if every window is a whole block of the input, else None.
+
+    Whole blocks: stride = kernel, dilation 1, no padding, and no window that runs past
+    the input (cells past the last whole block are dropped, as floor mode does).
+    """
+    ks = []
+    for ap in plan.axis_plans:
+        if (ap.adaptive or ap.stride != ap.kernel or ap.dilation != 1 or ap.before
+                or ap.after or ap.out * ap.kernel > ap.n):
+            return None
+        ks.append(ap.kernel)
+    return tuple(ks)
+
+
+def plan_job(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype):
+    """(input view, result view shape, tile function) for a covered case, else None.
+
+    The input view is ``(B, o1, k1, ..., o_{m-1}, k_{m-1}, o_m * k_m * C)``: batch axes in
+    front merged into B, every pooled axis but the last split into (window, offset), and
+    the last one merged with the trailing axes (C cells, an image's channels) into rows.
+    The result view is ``(B, o1, ..., o_{m-1}, o_m * C)``. With one pooled axis a unit
+    axis stands in for o1.
+    """
+    axes = plan.axes
+    if (plan.return_indices or x.shape != plan.in_shape or not x.flags.c_contiguous
+            or axes != tuple(range(axes[0], axes[0] + len(axes)))):
+        return None
+    ks = block_kernel(plan)
+    if ks is None:
+        return None
+    if x.dtype.kind == "b":
+        x = x.view(np.uint8)
+    dt = x.dtype
+    if dt.kind not in "iu" or out_dtype.kind not in "biuf":
+        return None
+    p0, m = axes[0], len(axes)
+    nb = math.prod(x.shape[:p0])
+    C = math.prod(x.shape[p0 + m:])
+    outs = [ap.out for ap in plan.axis_plans]
+    cells = math.prod(ks)
+    if plan.kind in ("avg", "sum"):
+        if (ks[-1] != 2 or dt.itemsize > 4 or out_dtype.kind == "b"
+                or (plan.kind == "avg" and plan.divisor_override is not None)
+                or (plan.kind == "sum" and out_dtype.kind == "f")
+                or cells > 2 ** (8 * dt.itemsize)):  # the lane type must hold every sum
+            return None
+        tile_fn = _box(plan.kind, dt, ks, C)
+    elif plan.kind == "mode":
+        if not 2 <= cells <= MODE_MAX_CELLS:
+            return None
+        tile_fn = _mode(dt, ks, C)
+    elif plan.kind in ("max", "min"):
+        if cells < 2:
+            return None
+        tile_fn = _extreme(plan.kind, dt, ks, C)
+    else:
+        return None
+    crop = tuple(slice(0, o * k) for o, k in zip(outs, ks, strict=True))
+    xc = x.reshape(nb, *x.shape[p0:p0 + m], C)[(slice(None), *crop, slice(None))]
+    shape = [nb]
+    for o, k in zip(outs[:-1], ks[:-1], strict=True):
+        shape += [o, k]
+    if m == 1:
+        shape.append(1)
+    shape.append(outs[-1] * ks[-1] * C)
+    try:
+        xv = _as_view(xc, tuple(shape))
+    except AttributeError:
+        return None
+    rshape = (nb, *outs[:-1], outs[-1] * C) if m > 1 else (nb, 1, outs[-1] * C)
+    return xv, rshape, tile_fn
+
+
+def _as_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Reshape without copying (AttributeError if the strides do not allow it)."""
+    v = a.view()
+    v.shape = shape
+    return v
+
+
+def _rows(xt: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
+    """The window's rows: one view per offset of every pooled axis but the last."""
+    if len(ks) == 1:
+        return [xt]
+    rows = []
+    for offs in np.ndindex(*ks[:-1]):
+        key: list = [slice(None), slice(None)]
+        for j, off in enumerate(offs):
+            key.append(off)
+            if j < len(offs) - 1:
+                key.append(slice(None))
+        key.append(slice(None))
+        rows.append(xt[tuple(key)])
+    return rows
+
+
+def _split(row: np.ndarray, k: int, C: int, scratch: Scratch, name: str) -> list[np.ndarray]:
+    """The k cells of each window along a row (k windows' cells apart), as contiguous arrays."""
+    if k == 1:
+        return [row]
+    w = row.dtype.itemsize
+    shape = (*row.shape[:-1], row.shape[-1] // k)
+    outs = [scratch.get(f"{name}{j}", shape, row.dtype) for j in range(k)]
+    if k == 2 and C == 1 and w in _LANES:
+        # Two neighbours share one lane of twice the width: no strided copy.
+        u = _UNSIGNED[w]
+        lanes = row.view(_LANES[w])
+        np.copyto(outs[0].view(u), lanes, casting="unsafe")  # keeps the low half
+        t = scratch.get("split", shape, _LANES[w])
+        np.right_shift(lanes, _LANES[w].type(8 * w), out=t)
+        np.copyto(outs[1].view(u), t, casting="unsafe")
+        return outs
+    blocks = row.reshape(*row.shape[:-1], -1, k, C)
+    for j in range(k):
+        np.copyto(outs[j].reshape(*shape[:-1], -1, C), blocks[..., j, :])
+    return outs
+
+
+# --- avg and sum ------------------------------------------------------------------------
+
+
+def _box(kind: str, dt: np.dtype, ks: tuple[int, ...], C: int):
+    """avg/sum with last kernel 2: exact sums in lanes of twice the width, integer rounding."""
+    w = dt.itemsize
+    lanes = _LANES[w]
+    bits = 8 * w
+    low = lanes.type((1 << bits) - 1)
+    shift = lanes.type(bits)
+    signed = dt.kind == "i"
+    # Flipping both cells' sign bits maps a signed cell v to v + 2**(bits-1) >= 0.
+    flip = lanes.type((1 << (bits - 1)) | (1 << (2 * bits - 1))) if signed else None
+    bias = 1 << (bits - 1) if signed else 0
+    D = math.prod(ks)
+
+    def tile(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
+        rows = _rows(xt, ks)
+        half = rows[0].shape[-1] // 2
+        lead = rows[0].shape[:-1]
+        # e/o: per lane, the sum of the low / high cells over the window's rows, kept
+        # contiguous, with C zero lanes at the end so that the shifted reads of
+        # _pair_sums stay in bounds (values read across a row's end are masked out).
+        total = math.prod(lead) * half
+        e = scratch.get("e", (total + C,), lanes)
+        o = scratch.get("o", (total + C,), lanes)
+        e[total:] = 0
+        o[total:] = 0
+        ev, ov = e[:total].reshape(*lead, half), o[:total].reshape(*lead, half)
+        # A lane holds lo + 2**bits * hi, so the plain sum of the rows' lanes is
+        # sum(lo) + 2**bits * sum(hi) modulo the lane width, exact once sum(hi) is known.
+        tmp = scratch.get("tmp", ev.shape, lanes)
+        views = [r.view(lanes) for r in rows]
+        if signed:
+            flipped = [np.bitwise_xor(v, flip, out=scratch.get(f"flip{i}", ev.shape, lanes))
+                       for i, v in enumerate(views)]
+            views = flipped
+        # The first call reads two rows from memory at once; the rest find them in cache.
+        if len(views) == 1:
+            np.copyto(ev, views[0])
+        else:
+            np.add(views[0], views[1], out=ev)
+            for v in views[2:]:
+                np.add(ev, v, out=ev)
+        for i, v in enumerate(views):
+            np.right_shift(v, shift, out=ov if i == 0 else tmp)
+            if i:
+                np.add(ov, tmp, out=ov)
+        if C == 1:
+            # lo + hi = (lo + 2**bits * hi) - (2**bits - 1) * hi
+            np.multiply(ov, low, out=tmp)
+            np.subtract(ev, tmp, out=ev)
+            _finish(kind, ev, rt, D, bias, scratch)
+            return
+        np.left_shift(ov, shift, out=tmp)
+        np.subtract(ev, tmp, out=ev)
+        s = _pair_sums(e, o, total, half, C, scratch)
+        _finish(kind, s.reshape(ev.shape), rt, D, bias, scratch)
+
+    return tile
+
+
+def _pair_sums(e: np.ndarray, o: np.ndarray, total: int, half: int, C: int,
+               scratch: Scratch) -> np.ndarray:
+    """Window sums in output order from the low/high lane sums of interleaved rows.
+
+    ``e``/``o`` hold rows of ``half`` lanes back to back (``total`` lanes, then C zeros).
+    Output cell q (pixel j, channel c = q % C) sums row positions p = 2jC + c and p + C.
+    Position p is the low cell of lane p // 2 when p is even, the high cell when odd; so
+    with Se[i] = V[2i] + V[2i + C] and So[i] = V[2i + 1] + V[2i + 1 + C], output q is
+    Se[q - c/2] for even c and So[q - (c + 1)/2] for odd c: a fixed shift per channel.
+    """
+    ev, ov = e[:total], o[:total]
+    se = scratch.get("se", (total,), e.dtype)
+    so = scratch.get("so", (total,), e.dtype)
+    if C % 2 == 0:
+        h = C // 2
+        np.add(ev, e[h:h + total], out=se)
+        np.add(ov, o[h:h + total], out=so)
+    else:
+        np.add(ev, o[(C - 1) // 2:(C - 1) // 2 + total], out=se)
+        np.add(ov, e[(C + 1) // 2:(C + 1) // 2 + total], out=so)
+    s = ev  # e is no longer needed: the sums go there
+    tmp = scratch.get("tmp", (total,), e.dtype)
+    for c in range(C):
+        src = se if c % 2 == 0 else so
+        sh = (c + 1) // 2
+        mask = _channel_mask(total, C, c, se.dtype)
+        if c == 0:
+            np.bitwise_and(src, mask, out=s)
+            continue
+        np.bitwise_and(src[:total - sh], mask[sh:], out=tmp[sh:])
+        np.bitwise_or(s[sh:], tmp[sh:], out=s[sh:])
+    return s
+
+
+_MASKS: dict = {}
+
+
+def _channel_mask(n: int, C: int, c: int, dt: np.dtype) -> np.ndarray:
+    """All ones at the positions of channel c in a row of n interleaved cells, else 0."""
+    key = (n, C, c, dt)
+    m = _MASKS.get(key)
+    if m is None:
+        if len(_MASKS) > 64:
+            _MASKS.clear()
+        m = np.where(np.arange(n) % C == c, np.iinfo(dt).max, 0).astype(dt)
+        _MASKS[key] = m
+    return m
+
+
+def _finish(kind: str, s: np.ndarray, rt: np.ndarray, D: int, bias: int,
+            scratch: Scratch) -> None:
+    """Write window sums ``s`` (each cell biased by ``bias``) as avg or sum into ``rt``."""
+    out = rt.dtype
+    lanes = s.dtype
+    if kind == "sum" or out.kind == "f":
+        v = scratch.get("wide", s.shape, np.int64 if kind == "sum" else np.float64)
+        np.copyto(v, s)
+        if bias:
+            v -= bias * D
+        if kind == "avg":
+            v /= D
+        np.copyto(rt, v, casting="unsafe")
+        return
+    # Round half to even: q = floor(s / D), plus one when the remainder is more than half
+    # of D, or exactly half and q is odd.
+    t = scratch.get("round", s.shape, lanes)
+    if D & (D - 1) == 0:
+        log = lanes.type(D.bit_length() - 1)
+        np.right_shift(s, log, out=t)
+        np.bitwise_and(t, lanes.type(1), out=t)
+        np.add(s, t, out=s)
+        if D > 2:
+            np.add(s, lanes.type(D // 2 - 1), out=s)
+        np.right_shift(s, log, out=s)
+        q = s
+    else:
+        q = np.floor_divide(s, lanes.type(D), out=t)
+        r2 = np.multiply(q, lanes.type(D))
+        np.subtract(s, r2, out=r2)
+        np.add(r2, r2, out=r2)  # twice the remainder
+        up = (r2 > D) | ((r2 == D) & (q & lanes.type(1)).astype(bool))
+        np.add(q, up, out=q)
+    w = lanes.itemsize // 2
+    if out.kind in "iu" and out.itemsize == w and (out.kind == "i") == bool(bias):
+        # The input's own dtype: the mean is in range, narrowing keeps the low bits.
+        if bias:
+            np.bitwise_xor(q, lanes.type(bias), out=q)
+        np.copyto(rt.view(_UNSIGNED[w]), q, casting="unsafe")
+        return
+    v = scratch.get("wide", s.shape, np.int64)
+    np.copyto(v, q)
+    if bias:
+        v -= bias
+    info = np.iinfo(out)
+    np.clip(v, max(info.min, -(2**62)), min(info.max, 2**62), out=v)
+    np.copyto(rt, v, casting="unsafe")
+
+
+# --- mode -------------------------------------------------------------------------------
+
+
+def _mode(dt: np.dtype, ks: tuple[int, ...], C: int):
+    """Most frequent cell of each window, ties to the smallest, by pairwise equalities."""
+    hi = dt.type(np.iinfo(dt).max)
+
+    def tile(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
+        cells = [c for i, r in enumerate(_rows(xt, ks))
+                 for c in _split(r, ks[-1], C, scratch, f"cell{i}_")]
+        n = len(cells)
+        shape = cells[0].shape
+        # f[i]: how many later cells equal cell i. The first occurrence of a value has
+        # the value's multiplicity minus one, later occurrences less.
+        f = []
+        eq = scratch.get("eq", shape, bool)
+        for i in range(n - 1):
+            acc = scratch.get(f"f{i}", shape, np.uint8)
+            for j in range(i + 1, n):
+                if j == i + 1:
+                    np.equal(cells[i], cells[j], out=acc.view(bool))
+                else:
+                    np.equal(cells[i], cells[j], out=eq)
+                    np.add(acc, eq.view(np.uint8), out=acc)
+            f.append(acc)
+        best = scratch.get("best", shape, np.uint8)
+        np.copyto(best, f[0])
+        for fi in f[1:]:
+            np.maximum(best, fi, out=best)
+        res = scratch.get("res", shape, dt)
+        res.fill(hi)
+        for i in range(n):
+            won = np.equal(f[i], best, out=eq) if i < n - 1 else np.equal(best, 0, out=eq)
+            np.minimum(res, cells[i], out=res, where=won)
+        np.copyto(rt, res, casting="unsafe")
+
+    return tile
+
+
+# --- max and min ------------------------------------------------------------------------
+
+
+def _extreme(kind: str, dt: np.dtype, ks: tuple[int, ...], C: int):
+    """max/min: rows first (contiguous), then the window's cells split along the row."""
+    ufunc = np.maximum if kind == "max" else np.minimum
+
+    def tile(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
+        rows = _rows(xt, ks)
+        v = rows[0]
+        if len(rows) > 1:
+            v = ufunc(rows[0], rows[1], out=scratch.get("rows", rows[0].shape, dt))
+            for r in rows[2:]:
+                ufunc(v, r, out=v)
+        cells = _split(v, ks[-1], C, scratch, "cell")
+        if len(cells) == 1:
+            np.copyto(rt, cells[0], casting="unsafe")
+            return
+        res = ufunc(cells[0], cells[1], out=cells[0])
+        for c in cells[2:]:
+            ufunc(res, c, out=res)
+        np.copyto(rt, res, casting="unsafe")
+
+    return tile
