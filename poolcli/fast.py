@@ -34,9 +34,11 @@ import numpy as np
 
 from .plan import PoolPlan
 
-# Input bytes one tile reads: its temporaries (a few arrays of about half its size)
-# stay in a 1 MiB L2 cache.
-TILE_BYTES = 256 * 1024
+# Input bytes one tile reads. Smaller tiles would keep the temporaries in the L2 cache,
+# but each NumPy call costs a few microseconds whatever its size, and with 20-30 calls
+# per tile that overhead dominated below 1 MiB (measured: 2 MiB tiles 1.5-2x faster
+# than 256 KiB ones for W6, W8, W9, W10).
+TILE_BYTES = 2 * 1024 * 1024
 # Below this many input bytes one thread does it all: starting threads costs more.
 THREAD_MIN_BYTES = 1 << 20
 # Windows of up to this many cells take the pairwise-equality mode (n*(n-1)/2 compares).
@@ -403,39 +405,106 @@ def _finish(kind: str, s: np.ndarray, rt: np.ndarray, D: int, bias: int,
 
 
 def _mode(dt: np.dtype, ks: tuple[int, ...], C: int):
-    """Most frequent cell of each window, ties to the smallest, by pairwise equalities."""
-    hi = dt.type(np.iinfo(dt).max)
+    """Most frequent cell of each window, ties to the smallest, without sorting stacks."""
+    u = _UNSIGNED[dt.itemsize]
+    # Signed cells are compared in unsigned order: flipping the sign bit keeps the order.
+    sign = u.type(1 << (8 * dt.itemsize - 1)) if dt.kind == "i" else None
 
     def tile(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
-        cells = [c for i, r in enumerate(_rows(xt, ks))
+        cells = [c.view(u) for i, r in enumerate(_rows(xt, ks))
                  for c in _split(r, ks[-1], C, scratch, f"cell{i}_")]
-        n = len(cells)
-        shape = cells[0].shape
-        # f[i]: how many later cells equal cell i. The first occurrence of a value has
-        # the value's multiplicity minus one, later occurrences less.
-        f = []
-        eq = scratch.get("eq", shape, bool)
-        for i in range(n - 1):
-            acc = scratch.get(f"f{i}", shape, np.uint8)
-            for j in range(i + 1, n):
-                if j == i + 1:
-                    np.equal(cells[i], cells[j], out=acc.view(bool))
-                else:
-                    np.equal(cells[i], cells[j], out=eq)
-                    np.add(acc, eq.view(np.uint8), out=acc)
-            f.append(acc)
-        best = scratch.get("best", shape, np.uint8)
-        np.copyto(best, f[0])
-        for fi in f[1:]:
-            np.maximum(best, fi, out=best)
-        res = scratch.get("res", shape, dt)
-        res.fill(hi)
-        for i in range(n):
-            won = np.equal(f[i], best, out=eq) if i < n - 1 else np.equal(best, 0, out=eq)
-            np.minimum(res, cells[i], out=res, where=won)
-        np.copyto(rt, res, casting="unsafe")
+        if sign is not None:
+            cells = [np.bitwise_xor(c, sign, out=scratch.get(f"ord{i}", c.shape, u))
+                     for i, c in enumerate(cells)]
+        res = _mode4(cells, scratch) if len(cells) == 4 else _mode_pairwise(cells, scratch)
+        if sign is not None:
+            np.bitwise_xor(res, sign, out=res)
+        np.copyto(rt, res.view(dt), casting="unsafe")
 
     return tile
+
+
+def _all_ones_where(cond: np.ndarray, dt: np.dtype, scratch: Scratch, name: str) -> np.ndarray:
+    """A mask of unsigned ``dt``: all bits set where ``cond`` holds, else 0 (no np.where:
+    NumPy's where and masked ufuncs run ten times slower than plain bitwise calls)."""
+    m = scratch.get(name, cond.shape, dt)
+    if dt.itemsize == 1:
+        np.negative(cond.view(np.uint8), out=m)
+    else:
+        np.copyto(m, cond, casting="unsafe")
+        np.negative(m, out=m)
+    return m
+
+
+def _select(x: np.ndarray, y: np.ndarray, mask: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``y`` where ``mask`` is all ones, else ``x``: x ^ ((x ^ y) & mask)."""
+    np.bitwise_xor(x, y, out=out)
+    np.bitwise_and(out, mask, out=out)
+    return np.bitwise_xor(out, x, out=out)
+
+
+def _mode_pairwise(cells: list[np.ndarray], scratch: Scratch) -> np.ndarray:
+    """COUNTLESS-style counting: cell i counts the later cells equal to it, so the first
+    occurrence of a value holds the value's multiplicity minus one (later ones less).
+    The largest count wins; among the winners (first occurrences only) the smallest.
+    Cells are unsigned, so ``cell | all-ones`` takes a loser out of the minimum."""
+    n = len(cells)
+    shape, u = cells[0].shape, cells[0].dtype
+    eq = scratch.get("eq", shape, bool)
+    f = []
+    for i in range(n - 1):
+        acc = scratch.get(f"f{i}", shape, np.uint8)
+        for j in range(i + 1, n):
+            if j == i + 1:
+                np.equal(cells[i], cells[j], out=acc.view(bool))
+            else:
+                np.equal(cells[i], cells[j], out=eq)
+                np.add(acc, eq.view(np.uint8), out=acc)
+        f.append(acc)
+    best = scratch.get("best", shape, np.uint8)
+    np.copyto(best, f[0])
+    for fi in f[1:]:
+        np.maximum(best, fi, out=best)
+    res = scratch.get("res", shape, u)
+    cand = scratch.get("cand", shape, u)
+    for i in range(n):
+        if i < n - 1:
+            np.not_equal(f[i], best, out=eq)
+        else:
+            np.not_equal(best, 0, out=eq)  # the last cell counts 0
+        lost = _all_ones_where(eq, u, scratch, "lost")
+        np.bitwise_or(cells[i], lost, out=res if i == 0 else cand)
+        if i:
+            np.minimum(res, cand, out=res)
+    return res
+
+
+def _mode4(cells: list[np.ndarray], scratch: Scratch) -> np.ndarray:
+    """Mode of four cells: sort them with five comparators, then look at equal neighbours.
+
+    With s0 <= s1 <= s2 <= s3: if s1 equals s0 or s2 it is the mode (a value seen twice
+    or more; any other pair is larger); else s2 == s3 gives s2; else all differ and the
+    smallest, s0, wins.
+    """
+    shape, u = cells[0].shape, cells[0].dtype
+    s = [scratch.get(f"sort{i}", shape, u) for i in range(4)]
+    t = scratch.get("sort_t", shape, u)
+    np.minimum(cells[0], cells[1], out=s[0])
+    np.maximum(cells[0], cells[1], out=s[1])
+    np.minimum(cells[2], cells[3], out=s[2])
+    np.maximum(cells[2], cells[3], out=s[3])
+    for a, b in ((0, 2), (1, 3), (1, 2)):
+        np.minimum(s[a], s[b], out=t)
+        np.maximum(s[a], s[b], out=s[b])
+        s[a], t = t, s[a]
+    eq = scratch.get("eq", shape, bool)
+    eq2 = scratch.get("eq2", shape, bool)
+    np.equal(s[2], s[3], out=eq)
+    res = _select(s[0], s[2], _all_ones_where(eq, u, scratch, "m"), out=s[3])
+    np.equal(s[0], s[1], out=eq)
+    np.equal(s[1], s[2], out=eq2)
+    np.logical_or(eq, eq2, out=eq)
+    return _select(res, s[1], _all_ones_where(eq, u, scratch, "m"), out=t)
 
 
 # --- max and min ------------------------------------------------------------------------
