@@ -270,3 +270,74 @@ def test_random_blocks_match_the_reference(dtype, kind, kernel, extra, channels,
         np.testing.assert_array_equal(direct, want)
     if kind in ("avg", "sum") and ks[-1] == 2 and np.dtype(dtype).itemsize <= 4:
         assert direct is not None
+
+
+# --- running max/min, stride 1 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", [3, 4, 5, 7, 9, (3, 5), (8, 3)])
+@pytest.mark.parametrize("padding", [0, 1, ((2, 0), (0, 1)), "same"])
+def test_running_max_min_with_padding(kernel, padding):
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(11, 13)).astype(np.float32)
+    for kind in ("max", "min"):
+        ks = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+        pad_ok = padding in (0, "same") or (
+            isinstance(padding, int) and padding <= min(ks) // 2) or (
+            isinstance(padding, tuple) and all(max(p) <= k // 2 for p, k in zip(padding, ks,
+                                                                              strict=True)))
+        if not pad_ok:
+            continue
+        check(x, kind=kind, kernel=kernel, stride=1, padding=padding)
+        check(x, kind=kind, kernel=kernel, stride=1, padding=padding, ceil_mode=True)
+
+
+def test_running_nan_and_ignore_nan():
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(9, 10))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:4, :4] = np.nan  # some all-NaN windows
+    for kind in ("max", "min"):
+        check(x, kind=kind, kernel=3, stride=1, padding=1)
+        check(x, kind=kind, kernel=3, stride=1, padding=1, ignore_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.float64, np.float16])
+def test_running_dtypes_batches_and_one_axis(dtype):
+    rng = np.random.default_rng(16)
+    x = (rng.integers(-50, 50, size=(2, 3, 8, 9)) % 200).astype(dtype)
+    check(x, kind="max", kernel=5, stride=1, padding=2)
+    check(x, kind="min", kernel=3, stride=1, axes=3, padding=(1,))
+    check(x, kind="max", kernel=(3,), stride=1, axes=(3,))
+
+
+def test_running_declines():
+    x = np.random.default_rng(17).normal(size=(9, 10)).astype(np.float32)
+    check(x, kind="max", kernel=3, stride=2, padding=1, taken=False)
+    check(x, kind="max", kernel=3, stride=1, dilation=2, taken=False)
+    check(x, kind="max", kernel=2, stride=1, taken=False)  # k < 3: the engine is direct
+    check(x, kind="max", kernel=3, stride=1, return_indices=True, taken=False)
+    check(x, kind="max", kernel=3, stride=1, dtype=np.int16, taken=False)
+    check((x * 10).astype(np.uint8), kind="avg", kernel=3, stride=1, taken=False)
+    check(x[..., None], kind="max", kernel=(3, 3), stride=1, axes=(0, 1), taken=False)
+
+
+# --- tiles and threads ------------------------------------------------------------------
+
+
+def test_many_tiles_on_two_threads(monkeypatch):
+    import poolcli.fast as fast_mod
+
+    monkeypatch.setattr(fast_mod, "TILE_BYTES", 200)
+    monkeypatch.setattr(fast_mod, "THREAD_MIN_BYTES", 0)
+    rng = np.random.default_rng(18)
+    img = values(rng, np.uint8, (37, 50, 3))
+    check(img, kind="avg", kernel=2, axes=(0, 1), dtype=np.uint8, threads=2)
+    vol = values(rng, np.int16, (9, 21, 30))
+    check(vol, kind="avg", kernel=(2, 2, 2), dtype=np.int16, threads=2)
+    lab = values(rng, np.uint32, (3, 33, 40), few=True)
+    check(lab, kind="mode", kernel=2, threads=2)
+    check(lab, kind="max", kernel=2, threads=2)
+    f = rng.normal(size=(2, 41, 37)).astype(np.float32)
+    check(f, kind="max", kernel=7, stride=1, padding=3, threads=2)
+    check(f, kind="min", kernel=5, stride=1, padding=(0, 2), threads=2)
