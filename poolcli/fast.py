@@ -43,6 +43,9 @@ TILE_BYTES = 2 * 1024 * 1024
 THREAD_MIN_BYTES = 1 << 20
 # Windows of up to this many cells take the pairwise-equality mode (n*(n-1)/2 compares).
 MODE_MAX_CELLS = 9
+# The mode of mixed windows (two or more values) is computed on gathered cells when at
+# most 1/MIXED_SHARE of a tile's windows are mixed; otherwise on every window.
+MIXED_SHARE = 4
 
 _LANES = {1: np.dtype(np.uint16), 2: np.dtype(np.uint32), 4: np.dtype(np.uint64)}
 _UNSIGNED = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
@@ -425,13 +428,35 @@ def _mode(dt: np.dtype, ks: tuple[int, ...], C: int):
     def tile(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
         cells = [c.view(u) for i, r in enumerate(_rows(xt, ks))
                  for c in _split(r, ks[-1], C, scratch, f"cell{i}_")]
+        # Label masks are mostly made of uniform windows, whose mode is their value:
+        # write the first cell everywhere, then compute the mode only where a window
+        # holds two values (gathered), unless that is a large share of the windows.
+        mixed = scratch.get("mixed", cells[0].shape, bool)
+        eq = scratch.get("eq", cells[0].shape, bool)
+        np.not_equal(cells[0], cells[1], out=mixed)
+        for c in cells[2:]:
+            np.not_equal(cells[0], c, out=eq)
+            np.logical_or(mixed, eq, out=mixed)
+        flat_rt = rt.reshape(-1) if rt.flags.c_contiguous else None
+        where = np.flatnonzero(mixed) if flat_rt is not None else None
+        if where is not None and where.size <= mixed.size // MIXED_SHARE:
+            np.copyto(rt, cells[0].view(dt), casting="unsafe")
+            if where.size == 0:
+                return
+            cells = [np.take(c.reshape(-1), where) for c in cells]
+            scratch = Scratch()  # the gathered cells are smaller than the tile's
+            np.put(flat_rt, where, _mode_of(cells, scratch))
+            return
+        np.copyto(rt, _mode_of(cells, scratch), casting="unsafe")
+
+    def _mode_of(cells: list[np.ndarray], scratch: Scratch) -> np.ndarray:
         if sign is not None:
             cells = [np.bitwise_xor(c, sign, out=scratch.get(f"ord{i}", c.shape, u))
                      for i, c in enumerate(cells)]
         res = _mode4(cells, scratch) if len(cells) == 4 else _mode_pairwise(cells, scratch)
         if sign is not None:
             np.bitwise_xor(res, sign, out=res)
-        np.copyto(rt, res.view(dt), casting="unsafe")
+        return res.view(dt)
 
     return tile
 

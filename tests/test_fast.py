@@ -206,6 +206,20 @@ def test_mode_label_blobs_and_channels():
     check(rgb, kind="mode", kernel=2, axes=(0, 1), dtype=np.int16)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint32, np.int32])
+def test_mode_few_mixed_windows_are_gathered(dtype):
+    rng = np.random.default_rng(19)
+    x = np.full((40, 42), 7, dtype)
+    spots = rng.integers(0, 40, (25, 2))
+    x[spots[:, 0], spots[:, 1]] = rng.integers(-3, 9, 25).astype(dtype)  # < 1/4 mixed
+    x[0, :4] = (1, 2, 2, 1)
+    x[1, :4] = (2, 1, 3, 3)  # two pairs -> 1; a pair (3) and two singles -> 3
+    out = fast(x, kind="mode", kernel=2)
+    assert out[0, 0] == 1 and out[0, 1] == 3
+    check(x, kind="mode", kernel=2)
+    check(x[None].repeat(2, 0), kind="mode", kernel=(2, 2, 2))
+
+
 def test_mode_of_big_windows_declines():
     x = values(np.random.default_rng(12), np.uint8, (8, 8), few=True)
     check(x, kind="mode", kernel=4, taken=False)
@@ -337,6 +351,9 @@ def test_many_tiles_on_two_threads(monkeypatch):
     check(vol, kind="avg", kernel=(2, 2, 2), dtype=np.int16, threads=2)
     lab = values(rng, np.uint32, (3, 33, 40), few=True)
     check(lab, kind="mode", kernel=2, threads=2)
+    blobs = rng.integers(-3, 3, (3, 11, 9)).repeat(3, 1).repeat(5, 2).astype(np.int16)
+    check(blobs, kind="mode", kernel=2, threads=2)  # few mixed windows: gathered
+    check(blobs, kind="mode", kernel=(1, 2, 2), threads=2)
     check(lab, kind="max", kernel=2, threads=2)
     f = rng.normal(size=(2, 41, 37)).astype(np.float32)
     check(f, kind="max", kernel=7, stride=1, padding=3, threads=2)
