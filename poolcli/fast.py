@@ -679,3 +679,56 @@ def _doubling(src: np.ndarray, axis: int, k: int, ufunc, out: np.ndarray,
             dest = scratch.get(f"dbl{i % 2}", tuple(shape), src.dtype)
         ufunc(along(cur, 0, n), along(cur, sh, sh + n), out=dest)
         cur = dest
+
+
+# --- mode of sorted window stacks (the general path) ------------------------------------
+
+
+def mode_of_sorted(ordered: np.ndarray, count: np.ndarray | None = None) -> np.ndarray:
+    """Mode of each row of ``ordered`` (sorted along the last axis), ties to the smallest.
+
+    ``count`` (optional, broadcastable to the rows) says how many leading cells of each
+    row are real; the rest (padding sorted to the end) never count. The run ending at
+    each position is tracked with plain arithmetic on one contiguous position at a time,
+    and a longer run replaces the result with a bitwise select: no np.where, no argmax,
+    no take_along_axis. The result is the cell at the end of the first longest run,
+    bit for bit.
+    """
+    k = ordered.shape[-1]
+    lead = ordered.shape[:-1]
+    dt = ordered.dtype
+    u = _UNSIGNED[dt.itemsize] if dt.kind != "b" else np.dtype(np.uint8)
+    o = np.ascontiguousarray(np.moveaxis(ordered, -1, 0).reshape(k, -1))
+    bits = o.view(u)
+    m = o.shape[1]
+    rt = np.uint8 if k < 255 else np.uint16 if k < 65535 else np.uint32
+    run = np.ones(m, rt)
+    best = np.ones(m, rt)
+    val = bits[0].copy()
+    valid = None
+    if count is not None:
+        valid = np.ascontiguousarray(np.broadcast_to(count, lead).reshape(-1))
+    same = np.empty(m, bool)
+    eff = np.empty(m, rt)
+    mask = np.empty(m, u)
+    tmp = np.empty(m, u)
+    for p in range(1, k):
+        np.equal(o[p], o[p - 1], out=same)
+        np.multiply(run, same.view(np.uint8), out=run, casting="unsafe")
+        np.add(run, 1, out=run, casting="unsafe")
+        cur = run
+        if valid is not None:
+            np.greater(valid, p, out=same)
+            np.multiply(run, same.view(np.uint8), out=eff, casting="unsafe")
+            cur = eff
+        np.greater(cur, best, out=same)
+        np.maximum(best, cur, out=best)
+        if u.itemsize == 1:
+            np.negative(same.view(np.uint8), out=mask)
+        else:
+            np.copyto(mask, same, casting="unsafe")
+            np.negative(mask, out=mask)
+        np.bitwise_xor(val, bits[p], out=tmp)
+        np.bitwise_and(tmp, mask, out=tmp)
+        np.bitwise_xor(val, tmp, out=val)
+    return val.view(dt).reshape(lead)

@@ -358,3 +358,35 @@ def test_many_tiles_on_two_threads(monkeypatch):
     f = rng.normal(size=(2, 41, 37)).astype(np.float32)
     check(f, kind="max", kernel=7, stride=1, padding=3, threads=2)
     check(f, kind="min", kernel=5, stride=1, padding=(0, 2), threads=2)
+
+
+# --- the general mode (sorted window stacks) --------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64, np.float32, np.bool_])
+def test_general_mode_large_and_padded_windows(dtype):
+    rng = np.random.default_rng(20)
+    x = values(rng, dtype, (13, 14), few=True) if dtype != np.float32 else \
+        rng.integers(-2, 2, (13, 14)).astype(dtype)
+    check(x, kind="mode", kernel=4, taken=False)  # 16 cells: sort, then runs
+    check(x, kind="mode", kernel=5, stride=2, padding=2, taken=False)
+    check(x, kind="mode", kernel=3, stride=1, padding=1, ceil_mode=True, taken=False)
+    check(x, kind="mode", output_size=(4, 5), taken=False)
+
+
+def test_general_mode_nan():
+    x = np.array([[0.0, 6.0, 1.0, 1.0], [np.nan, 2.0, 2.0, np.nan],
+                  [3.0, np.nan, np.nan, 3.0], [5.0, 5.0, 4.0, 4.0]])
+    for kw in ({}, {"ignore_nan": True}):
+        check(x, kind="mode", kernel=4, **kw, taken=False)
+        check(x, kind="mode", kernel=3, stride=1, padding=1, **kw, taken=False)
+
+
+def test_mode_of_sorted_directly():
+    from poolcli.fast import mode_of_sorted
+
+    rows = np.array([[1, 1, 2, 2, 3], [0, 4, 4, 4, 9], [5, 6, 7, 8, 9], [2, 2, 2, 9, 9]],
+                    np.uint8)
+    np.testing.assert_array_equal(mode_of_sorted(rows), [1, 4, 5, 2])
+    # Only the first 2, 1, 3 and 4 cells are real.
+    np.testing.assert_array_equal(mode_of_sorted(rows, np.array([2, 1, 3, 4])), [1, 0, 5, 2])
