@@ -170,12 +170,18 @@ def plan_job(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype):
     outs = [ap.out for ap in plan.axis_plans]
     cells = math.prod(ks)
     if plan.kind in ("avg", "sum"):
-        if (ks[-1] != 2 or dt.itemsize > 4 or out_dtype.kind == "b"
+        if (dt.itemsize > 4 or out_dtype.kind == "b"
                 or (plan.kind == "avg" and plan.divisor_override is not None)
-                or (plan.kind == "sum" and out_dtype.kind == "f")
-                or cells > 2 ** (8 * dt.itemsize)):  # the lane type must hold every sum
+                or (plan.kind == "sum" and out_dtype.kind == "f")):
             return None
-        tile_fn = _box(plan.kind, dt, ks, C)
+        if ks[-1] == 2 and cells <= 2 ** (8 * dt.itemsize):  # lanes hold every sum
+            tile_fn = _box(plan.kind, dt, ks, C)
+        elif cells & (cells - 1) == 0 or plan.kind == "sum" or out_dtype.kind == "f":
+            tile_fn = _box_strided(plan.kind, dt, ks, C)
+        else:
+            # An integer mean over a divisor that is not a power of two: the engine's
+            # float32 division is exact there and measured faster than integer division.
+            return None
     elif plan.kind == "mode":
         if not 2 <= cells <= MODE_MAX_CELLS:
             return None
@@ -308,12 +314,44 @@ def _box(kind: str, dt: np.dtype, ks: tuple[int, ...], C: int):
             # lo + hi = (lo + 2**bits * hi) - (2**bits - 1) * hi
             np.multiply(ov, low, out=tmp)
             np.subtract(ev, tmp, out=ev)
-            _finish(kind, ev, rt, D, bias, scratch)
+            _finish(kind, ev, rt, D, bias, scratch, dt)
             return
         np.left_shift(ov, shift, out=tmp)
         np.subtract(ev, tmp, out=ev)
         s = _pair_sums(e, o, total, half, C, scratch)
-        _finish(kind, s.reshape(ev.shape), rt, D, bias, scratch)
+        _finish(kind, s.reshape(ev.shape), rt, D, bias, scratch, dt)
+
+    return tile
+
+
+def _box_strided(kind: str, dt: np.dtype, ks: tuple[int, ...], C: int):
+    """avg/sum for other last kernels: rows summed in a wide signed integer, then the
+    window's cells along the row (strided views); the same integer rounding."""
+    D = math.prod(ks)
+    top = max(abs(int(np.iinfo(dt).min)), int(np.iinfo(dt).max))
+    acc = next(np.dtype(t) for t in (np.int16, np.int32, np.int64)
+               if D * top <= np.iinfo(t).max)
+    k = ks[-1]
+
+    def tile(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
+        rows = _rows(xt, ks)
+        v = scratch.get("rows", rows[0].shape, acc)
+        if len(rows) == 1:
+            np.copyto(v, rows[0])
+        else:
+            np.add(rows[0], rows[1], out=v, dtype=acc)
+            for r in rows[2:]:
+                np.add(v, r, out=v, dtype=acc)
+        cells = v.reshape(*v.shape[:-1], -1, k, C)
+        s = scratch.get("sums", (*v.shape[:-1], v.shape[-1] // k), acc)
+        sv = s.reshape(*v.shape[:-1], -1, C)
+        if k == 1:
+            np.copyto(sv, cells[..., 0, :])
+        else:
+            np.add(cells[..., 0, :], cells[..., 1, :], out=sv)
+            for j in range(2, k):
+                np.add(sv, cells[..., j, :], out=sv)
+        _finish(kind, s, rt, D, 0, scratch)
 
     return tile
 
@@ -368,8 +406,13 @@ def _channel_mask(n: int, C: int, c: int, dt: np.dtype) -> np.ndarray:
 
 
 def _finish(kind: str, s: np.ndarray, rt: np.ndarray, D: int, bias: int,
-            scratch: Scratch) -> None:
-    """Write window sums ``s`` (each cell biased by ``bias``) as avg or sum into ``rt``."""
+            scratch: Scratch, lanes_of: np.dtype | None = None) -> None:
+    """Write window sums ``s`` (each cell biased by ``bias``) as avg or sum into ``rt``.
+
+    ``lanes_of``: the input dtype when ``s`` holds unsigned lanes of twice its width
+    (then a result in that dtype is a plain narrowing). Signed sums (no bias) round the
+    same way: NumPy's right shift and floor division round towards minus infinity.
+    """
     out = rt.dtype
     lanes = s.dtype
     if kind == "sum" or out.kind == "f":
@@ -401,7 +444,7 @@ def _finish(kind: str, s: np.ndarray, rt: np.ndarray, D: int, bias: int,
         up = (r2 > D) | ((r2 == D) & (q & lanes.type(1)).astype(bool))
         np.add(q, up, out=q)
     w = lanes.itemsize // 2
-    if out.kind in "iu" and out.itemsize == w and (out.kind == "i") == bool(bias):
+    if lanes_of is not None and out == lanes_of:
         # The input's own dtype: the mean is in range, narrowing keeps the low bits.
         if bias:
             np.bitwise_xor(q, lanes.type(bias), out=q)

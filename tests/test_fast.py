@@ -1,5 +1,7 @@
 """poolcli.fast against the brute-force reference, and checks that each fast path is taken."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -113,6 +115,39 @@ def test_avg_volumes_and_other_row_kernels(kernel):
     check(x, kind="sum", kernel=kernel)
 
 
+@pytest.mark.parametrize("kernel", [3, (2, 3), (3, 1), (1, 3), (4, 4), (3, 3, 3), (5, 2)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint32, np.int32])
+def test_avg_other_kernels_in_integers(kernel, dtype):
+    rng = np.random.default_rng(21)
+    ks = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    x = values(rng, dtype, (*(2 * k + 1 for k in ks), 2))
+    axes = tuple(range(len(ks)))
+    pow2 = math.prod(ks) & (math.prod(ks) - 1) == 0 or ks[-1] == 2  # else: the engine
+    check(x, kind="avg", kernel=kernel, axes=axes, dtype=dtype, taken=pow2)
+    check(x, kind="avg", kernel=kernel, axes=axes)
+    check(x, kind="sum", kernel=kernel, axes=axes)
+    info = np.iinfo(dtype)
+    for v in (info.min, info.max):
+        check(np.full(x.shape, v, dtype), kind="avg", kernel=kernel, axes=axes, dtype=dtype,
+              taken=pow2)
+
+
+def test_avg_exact_halves_other_kernels():
+    # 3x2 windows: sums 3, 9, 15 -> 0.5, 1.5, 2.5 round to 0, 2, 2; -3 -> -0.5 -> 0.
+    x = np.array([[1, 1, 3, 3, 5, 5, -1, -1], [1, 0, 3, 0, 5, 0, -1, 0],
+                  [0, 0, 0, 0, 0, 0, 0, 0]], np.int16)
+    np.testing.assert_array_equal(fast(x, kind="avg", kernel=(3, 2), dtype=np.float64),
+                                  [[0.5, 1.5, 2.5, -0.5]])
+    check(x, kind="avg", kernel=(3, 2), dtype=np.int16)  # integer division by 6
+    y = np.array([[1, 1, 1, 3], [0, 0, 0, 3], [1, 0, 0, 3], [0, 0, 0, -1]], np.int8)
+    # 4x4 window: sum 14 -> 0.875 -> 1; 4x2 windows: 2/8 -> 0, 8/8... via the integer path
+    np.testing.assert_array_equal(fast(y, kind="avg", kernel=(4, 4), dtype=np.int8), [[1]])
+    check(y, kind="avg", kernel=(4, 4), dtype=np.int8)
+    z = np.array([[1, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.uint8)
+    np.testing.assert_array_equal(fast(z, kind="avg", kernel=(4, 4), dtype=np.uint8), [[0]])
+    check(z + np.eye(4, dtype=np.uint8)[::-1] * 4, kind="avg", kernel=(4, 4), dtype=np.uint8)
+
+
 def test_batch_axes_and_one_pooled_axis():
     rng = np.random.default_rng(4)
     x = values(rng, np.uint8, (3, 4, 10))
@@ -148,7 +183,6 @@ def test_declines_where_windows_are_not_whole_blocks():
     check(x, kind="avg", kernel=2, stride=1, taken=False)
     check(x, kind="avg", kernel=2, dilation=2, taken=False)
     check(x, kind="avg", kernel=2, divisor_override=3, taken=False)
-    check(x, kind="avg", kernel=(2, 3), taken=False)  # last kernel not 2
     check(x, kind="avg", kernel=2, axes=(1, 0), dtype=np.uint8)  # order given is fine
     check(x.T, kind="avg", kernel=2, taken=False)  # not C-contiguous
     check(x, kind="max", kernel=2, return_indices=True, taken=False)
