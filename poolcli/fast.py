@@ -427,7 +427,9 @@ def _finish(kind: str, s: np.ndarray, rt: np.ndarray, D: int, bias: int,
     # Round half to even: q = floor(s / D), plus one when the remainder is more than half
     # of D, or exactly half and q is odd.
     t = scratch.get("round", s.shape, lanes)
-    if D & (D - 1) == 0:
+    if D == 1:
+        q = s
+    elif D & (D - 1) == 0:
         log = lanes.type(D.bit_length() - 1)
         np.right_shift(s, log, out=t)
         np.bitwise_and(t, lanes.type(1), out=t)

@@ -132,6 +132,13 @@ def test_avg_other_kernels_in_integers(kernel, dtype):
               taken=pow2)
 
 
+def test_avg_of_one_cell_windows():
+    x = values(np.random.default_rng(22), np.uint8, (3, 5))
+    check(x, kind="avg", kernel=1, dtype=np.uint8)
+    check(x, kind="avg", kernel=(1, 1), dtype=np.int16)
+    check(x, kind="sum", kernel=1)
+
+
 def test_avg_exact_halves_other_kernels():
     # 3x2 windows: sums 3, 9, 15 -> 0.5, 1.5, 2.5 round to 0, 2, 2; -3 -> -0.5 -> 0.
     x = np.array([[1, 1, 3, 3, 5, 5, -1, -1], [1, 0, 3, 0, 5, 0, -1, 0],
