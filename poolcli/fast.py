@@ -299,14 +299,14 @@ def _box(kind: str, dt: np.dtype, ks: tuple[int, ...], C: int):
             flipped = [np.bitwise_xor(v, flip, out=scratch.get(f"flip{i}", ev.shape, lanes))
                        for i, v in enumerate(views)]
             views = flipped
-        # The first call reads two rows from memory at once; the rest find them in cache.
+        # Each row is shifted right after it was added, while it is still in cache.
         if len(views) == 1:
             np.copyto(ev, views[0])
         else:
             np.add(views[0], views[1], out=ev)
-            for v in views[2:]:
-                np.add(ev, v, out=ev)
         for i, v in enumerate(views):
+            if i > 1:
+                np.add(ev, v, out=ev)
             np.right_shift(v, shift, out=ov if i == 0 else tmp)
             if i:
                 np.add(ov, tmp, out=ov)
