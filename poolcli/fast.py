@@ -154,6 +154,7 @@ def plan_job(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype):
     """
     axes = plan.axes
     if (plan.return_indices or x.shape != plan.in_shape or not x.flags.c_contiguous
+            or not x.dtype.isnative  # lanes reinterpret bytes: native order only
             or axes != tuple(range(axes[0], axes[0] + len(axes)))):
         return None
     ks = block_kernel(plan)
@@ -629,7 +630,8 @@ def running_job(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype):
     a reused buffer: the engine's path does the same reductions but allocates each step.
     """
     kind = plan.kind
-    if kind not in ("max", "min") or plan.return_indices or x.dtype != out_dtype:
+    if (kind not in ("max", "min") or plan.return_indices or x.dtype != out_dtype
+            or not x.dtype.isnative):
         return None
     dt = x.dtype
     if dt.kind not in "iuf":

@@ -198,6 +198,15 @@ def test_declines_where_windows_are_not_whole_blocks():
     check(x[:6, :8].astype(np.uint8), kind="avg", kernel=2, ceil_mode=True)  # no partial
 
 
+def test_non_native_byte_order_is_left_to_the_engine():
+    x = values(np.random.default_rng(23), np.uint16, (6, 8))
+    big = x.astype(">u2")
+    for kw in (dict(kind="avg", kernel=2, dtype=np.uint16), dict(kind="mode", kernel=2),
+               dict(kind="max", kernel=3, stride=1)):
+        check(big, **kw, taken=False)
+        np.testing.assert_array_equal(pool(big, **kw), pool(x, **kw))
+
+
 def test_pooled_axes_must_be_consecutive():
     rng = np.random.default_rng(8)
     x = values(rng, np.uint8, (4, 3, 6))
