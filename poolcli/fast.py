@@ -471,7 +471,13 @@ def _mode(dt: np.dtype, ks: tuple[int, ...], C: int):
     # Signed cells are compared in unsigned order: flipping the sign bit keeps the order.
     sign = u.type(1 << (8 * dt.itemsize - 1)) if dt.kind == "i" else None
 
+    lanes = _LANES.get(dt.itemsize)
+    pairs = ks == (2, 2) and C == 1 and lanes is not None
+
     def tile(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
+        if pairs and rt.flags.c_contiguous:
+            _mode_2x2_uniform(xt, rt, scratch)
+            return
         cells = [c.view(u) for i, r in enumerate(_rows(xt, ks))
                  for c in _split(r, ks[-1], C, scratch, f"cell{i}_")]
         # Label masks are mostly made of uniform windows, whose mode is their value:
@@ -494,6 +500,39 @@ def _mode(dt: np.dtype, ks: tuple[int, ...], C: int):
             np.put(flat_rt, where, _mode_of(cells, scratch))
             return
         np.copyto(rt, _mode_of(cells, scratch), casting="unsafe")
+
+    def _mode_2x2_uniform(xt: np.ndarray, rt: np.ndarray, scratch: Scratch) -> None:
+        """2x2 windows straight from the lanes: a window is uniform when its two rows'
+        lanes are equal and a lane's two halves are."""
+        top, bottom = (r.view(lanes) for r in _rows(xt, ks))
+        bits = lanes.type(8 * dt.itemsize)
+        lo = scratch.get("lo", top.shape, u)
+        hi = scratch.get("hi", top.shape, u)
+        t = scratch.get("lanes_t", top.shape, lanes)
+        np.copyto(lo, top, casting="unsafe")  # keeps the low half
+        np.right_shift(top, bits, out=t)
+        np.copyto(hi, t, casting="unsafe")
+        mixed = scratch.get("mixed", top.shape, bool)
+        eq = scratch.get("eq", top.shape, bool)
+        np.not_equal(top, bottom, out=mixed)
+        np.not_equal(lo, hi, out=eq)
+        np.logical_or(mixed, eq, out=mixed)
+        where = np.flatnonzero(mixed)
+        if where.size > mixed.size // MIXED_SHARE:  # the mode of every window
+            lo2 = scratch.get("lo2", top.shape, u)
+            hi2 = scratch.get("hi2", top.shape, u)
+            np.copyto(lo2, bottom, casting="unsafe")
+            np.right_shift(bottom, bits, out=t)
+            np.copyto(hi2, t, casting="unsafe")
+            np.copyto(rt, _mode_of([lo, hi, lo2, hi2], scratch), casting="unsafe")
+            return
+        np.copyto(rt, lo.view(dt), casting="unsafe")
+        if where.size:
+            at = np.unravel_index(where, top.shape)
+            a, b = top[at], bottom[at]
+            cells = [a.astype(u), np.right_shift(a, bits).astype(u),
+                     b.astype(u), np.right_shift(b, bits).astype(u)]
+            np.put(rt.reshape(-1), where, _mode_of(cells, Scratch()))
 
     def _mode_of(cells: list[np.ndarray], scratch: Scratch) -> np.ndarray:
         if sign is not None:
