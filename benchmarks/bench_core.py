@@ -8,7 +8,7 @@ and every peer that can do the same operation; checks each peer's result against
 poolcli's; prints median milliseconds, the ratio to the copy floor and the targets with
 PASS/FAIL. Peers that are not installed are skipped with a message.
 
-    python benchmarks/bench_core.py                # whole run, under 3 minutes
+    python benchmarks/bench_core.py                # whole run, about 5-6 minutes
     python benchmarks/bench_core.py --repeat 15 --only W1,W4 --json core.json
 """
 

@@ -16,13 +16,19 @@ array whose pooled axes are consecutive, the work is reorganised:
   rounded half to even in integer arithmetic, for a power-of-two divisor D
   ``(s + D/2 - 1 + ((s >> log2 D) & 1)) >> log2 D``. Interleaved channels (RGB) are
   realigned with shifted adds and periodic masks, never with a strided copy.
-- mode counts pairwise equalities of the window's cells (COUNTLESS-style, no sort): each
-  cell counts the later cells equal to it, so the first occurrence of a value holds its
-  multiplicity; the largest count wins and ties go to the smallest value.
+- mode first writes every uniform window's value (for 2x2 checked on the lanes), then
+  gathers the mixed windows: four cells get a 5-comparator sorting network, more get
+  pairwise-equality counts (COUNTLESS-style, no sort): each cell counts the later
+  cells equal to it, so the first occurrence of a value holds its multiplicity; the
+  largest count wins and ties go to the smallest value. Selections are bitwise.
 - max and min combine the rows first (contiguous), then the split pairs.
 
-``try_fast`` returns None for every case it does not cover, and the engine runs as
-before. Results are bit-identical to the general engine's (tests/test_fast.py).
+Also here, not limited to blocks: a running max/min for stride 1 (``running_job``) and
+the run counting of the engine's general mode over sorted stacks (``mode_of_sorted``).
+
+``try_fast`` is the one entry point the engine calls; it returns None for every case it
+does not cover, and the engine runs as before. Results are bit-identical to the general
+engine's and to the brute-force reference (tests/test_fast.py).
 """
 
 from __future__ import annotations
