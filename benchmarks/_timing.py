@@ -113,7 +113,8 @@ def machine_info(tools: dict[str, list[str]] | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
     }
     for mod, key in [("poolcli", "poolcli"), ("numpy", "numpy"), ("torch", "torch"),
-                     ("skimage", "scikit-image"), ("scipy", "scipy"), ("PIL", "Pillow")]:
+                     ("skimage", "scikit-image"), ("scipy", "scipy"), ("PIL", "Pillow"),
+                     ("cv2", "OpenCV"), ("tinybrain", "tinybrain")]:
         info[key] = _module_version(mod)
     for key, cmd in (tools or {}).items():
         info[key] = _tool_version(cmd)

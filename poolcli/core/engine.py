@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import PoolError
 from . import gather, separable
 from . import kinds as K
+from .fast import try_fast
 from .plan import AxisPlan, PoolPlan
 
 # Input bytes one tile reads: small enough that a tile's partial results stay in the
@@ -42,6 +43,10 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     nthreads = resolve_threads(threads)
     kind = K.KINDS[plan.kind]
     final = K.result_dtype(plan, x.dtype, dtype)
+    if rows is None:
+        fast = try_fast(plan, x, final, nthreads, out)
+        if fast is not None:
+            return fast
     lo, hi, r_off = (0, plan.axis_plans[0].out, 0) if rows is None else rows
     if out is None:
         shape = list(plan.out_shape)

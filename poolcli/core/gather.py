@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .fast import mode_of_sorted
 from .kinds import Kind, highest
 from .separable import offsets
 
@@ -75,13 +76,8 @@ def select(kind: Kind, stack: np.ndarray, valid: np.ndarray | None,
         rank = np.maximum(count - 1, 0) // 2
         res = np.take_along_axis(ordered, rank[..., None], axis=-1)[..., 0]
     else:
-        run = np.ones(ordered.shape, np.int32)
-        for p in range(1, k):
-            same = ordered[..., p] == ordered[..., p - 1]
-            run[..., p] = np.where(same, run[..., p - 1] + 1, 1)
-        run[np.arange(k) >= count[..., None]] = 0
-        best = np.argmax(run, axis=-1)
-        res = np.take_along_axis(ordered, best[..., None], axis=-1)[..., 0]
+        res = mode_of_sorted(ordered, count if valid is not None or (has_nan and ignore_nan)
+                             else None)
     if has_nan:
         if ignore_nan:
             res = np.where(count == 0, np.nan, res)
