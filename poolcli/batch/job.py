@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import PoolError, UsageError
 from ..image import IMAGE_AXES, run_image
-from ..io import arrays
+from ..io import arrays, tiff
 from ..io.atomic import atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import write_image
@@ -78,7 +78,7 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
     except FileExistsError as e:
         rec.error = str(e)
         rec.exists = True
-    except (ImageReadError, arrays.ArrayReadError) as e:
+    except (ImageReadError, arrays.ArrayReadError, tiff.TiffReadError) as e:
         rec.error = f"cannot read: {e}"
     except UsageError as e:
         # The options cannot apply to this kind of input: the batch stops here.
@@ -118,6 +118,11 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
     out_format = _out_format(job, in_format, opts)
     if in_format in ("npy", "npz") and out_format not in ("npy", "npz"):
         raise UsageError(f"an array cannot be written as {out_format}; use .npy or .npz")
+    src: Any = data if data is not None else job.src
+    if in_format == "tiff" and (opts.axes is not None or opts.dtype is not None
+                                or tiff.needs_tifffile(src)):
+        # a stack, or samples Pillow would not hold exactly: one array through tifffile
+        return _run_tiff(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
     # Options that cannot apply are refused before any decoding.
     if in_format not in ("npy", "npz"):
         if opts.axes is not None and opts.axes != (0, 1):
@@ -138,11 +143,14 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
             rec.pool_seconds = sum(s.seconds for s in res.stages)
             rec.seconds = time.perf_counter() - t_start
             return [rec]
-    src: Any = data if data is not None else job.src
     if in_format in ("npy", "npz"):
         return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
     img = read_image(src, max_pixels=opts.max_pixels)
     rec.load_seconds = time.perf_counter() - t0
+    return _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout)
+
+
+def _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout):
     arr = img.array
     rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), IMAGE_AXES
     t1 = time.perf_counter()
@@ -166,6 +174,51 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         _write(job, opts, stdout, lambda f: write_image(
             out, f, img, format=out_format, quality=opts.quality, compress_level=level,
             threads=opts.threads))
+    rec.save_seconds = time.perf_counter() - t2
+    rec.seconds = time.perf_counter() - t_start
+    return [rec]
+
+
+def pooling_factors(pipe: Pipeline, shape: tuple[int, ...], dtype: Any,
+                    axes: Any) -> dict[int, float]:
+    """Input cells per output cell on each pooled axis, over every stage: the strides'
+    product (n/out for an adaptive axis), by which a resolution is scaled."""
+    factors: dict[int, float] = {}
+    for plan in pipe.plans(shape, dtype, axes=axes):
+        for ap in plan.axis_plans:
+            f = ap.n / ap.out if ap.adaptive else ap.stride
+            factors[ap.axis] = factors.get(ap.axis, 1.0) * f
+    return factors
+
+
+def _run_tiff(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
+    """A TIFF read whole by tifffile (every page, any samples) and written back as one."""
+    stack = tiff.read_tiff(src)
+    rec.load_seconds = time.perf_counter() - t0
+    if out_format not in ("tiff", "npy", "npz"):
+        img = tiff.as_image(stack)
+        if img is None or opts.axes is not None:
+            raise ValueError(f"a TIFF of shape {stack.array.shape} (axes {stack.axes}) is "
+                             f"written as tiff, npy or npz, not {out_format}; use format=tiff")
+        return _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout)
+    arr = stack.array
+    axes = opts.axes if opts.axes is not None else stack.image_axes
+    rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
+    # a TIFF keeps its sample type, as an image keeps its mode; an array takes the result's
+    dtype = opts.dtype if opts.dtype is not None or out_format != "tiff" else arr.dtype
+    t1 = time.perf_counter()
+    out, rec.stages = pipe.run(arr, axes=axes, threads=opts.threads, dtype=dtype)
+    rec.pool_seconds = time.perf_counter() - t1
+    rec.axes = pipe.plans(arr.shape, arr.dtype, axes=axes)[0].axes
+    rec.output_shape, rec.output_dtype = out.shape, str(out.dtype)
+    t2 = time.perf_counter()
+    if out_format == "tiff":
+        result = tiff.scaled(stack, out, pooling_factors(pipe, arr.shape, arr.dtype, axes))
+        _write(job, opts, stdout, lambda f: tiff.write_tiff(result, f))
+    elif out_format == "npy":
+        _write(job, opts, stdout, lambda f: arrays.write_npy(out, f))
+    else:
+        _write(job, opts, stdout, lambda f: arrays.write_npz({"image": out}, f))
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start
     return [rec]
