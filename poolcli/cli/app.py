@@ -30,6 +30,7 @@ from .options import (
     Jobs,
     Kernel,
     MemLimit,
+    NoData,
     Norm,
     Output,
     OutSize,
@@ -76,7 +77,8 @@ def _kind_command(kind: str, name: str):
                 count_include_pad: CountPad = None, divisor: Divisor = None,
                 norm: Norm = None, axes: Axes = None, output_size: OutSize = None,
                 global_: Global = False, ignore_nan: IgnoreNan = False,
-                output: Output = None, format: Format = None, overwrite: Overwrite = False,
+                nodata: NoData = None, output: Output = None, format: Format = None,
+                overwrite: Overwrite = False,
                 dtype: DType = None, jobs: Jobs = None, report: Report = None,
                 report_file: ReportFile = None, quiet: Quiet = False,
                 fail_fast: FailFast = False, memory_limit: MemLimit = None,
@@ -84,7 +86,8 @@ def _kind_command(kind: str, name: str):
                 premultiply: Premult = True, quality: Quality = None,
                 compress_level: Compress = None) -> None:
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
-                           count_include_pad, divisor, norm, output_size, global_, ignore_nan)
+                           count_include_pad, divisor, norm, output_size, global_, ignore_nan,
+                           nodata)
         raise typer.Exit(_run(Pipeline([stage]), name, inputs, locals()))
     command.__doc__ = f"{kind}: {KINDS[kind].summary}."
     return command

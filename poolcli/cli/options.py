@@ -48,7 +48,7 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
                ceil_mode: bool = False, count_include_pad: bool | None = None,
                divisor: float | None = None, norm: float | None = None,
                output_size: str | None = None, global_: bool = False,
-               ignore_nan: bool = False) -> Stage:
+               ignore_nan: bool = False, nodata: str | None = None) -> Stage:
     """One pipeline stage from a KIND command's stage options (UsageError if they clash)."""
     opts: dict[str, Any] = {}
     if global_ and output_size:
@@ -79,6 +79,8 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
             opts[key] = val
     if ignore_nan:
         opts["ignore_nan"] = True
+    if nodata is not None:
+        opts["nodata"] = _value("nodata", "--nodata", nodata)
     return Stage(kind, opts)
 
 
@@ -152,6 +154,9 @@ OutSize = Annotated[str | None, _opt("--output-size", metavar="7x7",
                                      help="adaptive pooling to this size")]
 Global = Annotated[bool, _opt("--global", help="one window per axis (global pooling)")]
 IgnoreNan = Annotated[bool, _opt("--ignore-nan", help="skip NaN cells")]
+NoData = Annotated[str | None, _opt("--nodata", metavar="VALUE",
+                                    help="skip cells equal to VALUE; a window of them only "
+                                    "gives VALUE")]
 
 # output options
 Output = Annotated[str | None, _opt(
