@@ -41,7 +41,7 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     """
     nthreads = resolve_threads(threads)
     kind = K.KINDS[plan.kind]
-    K.check_nodata(plan, x.dtype)
+    K.check_nodata(plan.nodata, x.dtype)
     final = K.result_dtype(plan, x.dtype, dtype)
     lo, hi, r_off = (0, plan.axis_plans[0].out, 0) if rows is None else rows
     if out is None:

@@ -143,19 +143,22 @@ def missing_cells(kind: Kind, plan: Any, tile: np.ndarray) -> np.ndarray | None:
     return miss if miss is not None and miss.any() else None
 
 
-def check_nodata(plan: Any, dt: np.dtype) -> None:
-    """PoolError when the plan's ``nodata`` value cannot occur in an array of ``dt``."""
-    v = plan.nodata
+def check_nodata(v: Any, dt: np.dtype) -> Any:
+    """``nodata`` value ``v`` (None: none) for an array of ``dt``; PoolError when it
+    cannot occur in such an array. Integral floats become ints."""
     if v is None or dt.kind == "f":
-        return
+        return v
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
     if dt.kind == "b":
         if v not in (0, 1):
             raise PoolError(f"nodata={v} cannot occur in a bool array; use 0 or 1")
-        return
+        return v
     info = np.iinfo(dt)
     if not (isinstance(v, int) and info.min <= v <= info.max):
         raise PoolError(f"nodata={v} cannot occur in a {dt} array; use an integer in "
                         f"{info.min}..{info.max}")
+    return v
 
 
 def prepare(kind: Kind, tile: np.ndarray, plan: Any,
