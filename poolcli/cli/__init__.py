@@ -9,6 +9,7 @@ import sys
 import typer
 
 from ..errors import PoolError
+from . import pyramid as _pyramid  # noqa: F401 - registers `poolcli pyramid`
 from .app import app
 from .messages import say
 
