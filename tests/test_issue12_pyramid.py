@@ -164,3 +164,14 @@ def test_cli_pyramid_refusals(cli, tmp_path, rgb_png):
     r = cli("pyramid", path, "-o", tmp_path / "x.zarr", "-k", 0)
     assert r.returncode == 2 and "factor" in one_error_line(r)
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_plan_shows_a_pyramids_levels_without_data(cli):
+    r = cli("plan", "pyramid", "--shape", "512x2048x2047", "--levels", 2)
+    assert r.returncode == 0
+    lines = r.stdout.decode().splitlines()
+    assert lines[1:] == ["level 0: 512x2048x2047 (2,146,435,072 cells, scale 1x1)",
+                         "level 1: 512x1024x1024 (536,870,912 cells, scale 2x2)",
+                         "level 2: 512x512x512 (134,217,728 cells, scale 4x4)"]
+    r = cli("plan", "pyramid", "--shape", "9x9", "-k", 3)
+    assert r.stdout.decode().splitlines()[-1] == "level 2: 1x1 (1 cells, scale 9x9)"

@@ -145,14 +145,24 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
          shape: Annotated[str | None, typer.Option(
              "--shape", metavar="224x224x3",
              help="plan for this shape; HxWxC with C <= 4 is an image (pools H, W)")] = None,
-         axes: Axes = None, pipeline_file: PipeFile = None) -> None:
-    """Shapes after each stage and the arithmetic per axis; no data is processed."""
+         axes: Axes = None, pipeline_file: PipeFile = None,
+         levels: Annotated[int | None, typer.Option(
+             "--levels", metavar="N", help="with PIPELINE 'pyramid': levels after level 0")]
+         = None,
+         min_size: Annotated[int, typer.Option(
+             "--min-size", metavar="PX", help="with 'pyramid': stop at this size")] = 1,
+         factor: Annotated[str | None, typer.Option(
+             "-k", "--factor", metavar="2|2x2x1", help="with 'pyramid': the factor")] = None,
+         ) -> None:
+    """Shapes after each stage and the arithmetic per axis (or a pyramid's levels, with
+    PIPELINE 'pyramid'); no data is processed."""
     from ..io.headers import describe_input
-    from .text import plan_text
+    from .text import plan_text, pyramid_text
 
     args = args or []
     text, rest = (None, args) if pipeline_file else (args[0] if args else None, args[1:])
-    pipe = _pipeline(text, pipeline_file)
+    is_pyramid = text is not None and text.strip().lower() == "pyramid"
+    pipe = None if is_pyramid else _pipeline(text, pipeline_file)
     ax = parse_axes(axes)
     if shape is not None and rest:
         raise UsageError("give either --shape or an INPUT, not both")
@@ -175,6 +185,10 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
             ax = (0, 1)
     else:
         raise UsageError("plan needs --shape (e.g. 224x224x3) or one INPUT")
+    if pipe is None:
+        fac = 2 if factor is None else ints("--factor", factor)
+        print(pyramid_text(tuple(dims), levels, fac, ax, min_size, source))
+        return
     print(plan_text(pipe, tuple(dims), ax, source))
 
 
