@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -162,7 +163,7 @@ def _stage(src: Path, head: NpyHeader, plan: PoolPlan, out_dt: np.dtype, out: Bi
     # A chunk's input, its output and the kernels' tiles must fit: give a chunk a third.
     budget = limit // 3
     with open(src, "rb") as f:
-        return _block(f, head, plan, out_dt, out, budget, threads, depth=0, offset=head.offset)
+        return _block(f, head, plan, out_dt, out, budget, threads)
 
 
 def _read(f: BinaryIO, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -173,41 +174,77 @@ def _read(f: BinaryIO, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> 
     return arr
 
 
-def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads, depth: int,
-           offset: int) -> int:
-    """Pool the sub-array at ``offset`` spanning axes depth.. (earlier axes fixed at one index)."""
-    shape, isz = head.shape, head.dtype.itemsize
-    lead = (1,) * depth
-    p0 = plan.axes[0]
-    in_row = math.prod(shape[depth + 1:]) * isz
-    out_row = math.prod(plan.out_shape[depth + 1:]) * out_dt.itemsize
-    chunks = 0
-    if depth < p0:
-        # A batch axis: whole entries per chunk, or descend when one entry is too large.
+@dataclass(frozen=True)
+class Slab:
+    """One chunk of an out-of-core run: a range along one axis, the axes before it fixed.
+
+    Input cells ``lead + (i0..i1,)`` (all cells of later axes) give output cells
+    ``lead + (o0..o1,)``; ``rows`` is ``execute``'s argument when ``axis`` is the first
+    pooled axis (the input range then includes the halo overlapping windows read).
+    """
+
+    lead: tuple[int, ...]
+    axis: int
+    i0: int
+    i1: int
+    o0: int
+    o1: int
+    rows: tuple[int, int, int] | None
+
+    def in_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (1,) * len(self.lead) + (self.i1 - self.i0,) + tuple(shape[self.axis + 1:])
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (1,) * len(self.lead) + (self.o1 - self.o0,) + tuple(shape[self.axis + 1:])
+
+
+def slabs(plan: PoolPlan, in_itemsize: int, out_itemsize: int, budget: int,
+          align: tuple[int, ...] | None = None, depth: int = 0,
+          lead: tuple[int, ...] = ()) -> Iterator[Slab]:
+    """The chunks of an out-of-core run of ``plan``, in C order of the output, each within
+    ``budget`` bytes of input and output where possible.
+
+    Batch axes before the first pooled one are cut into whole entries (or descended into
+    when one entry is too large); the first pooled axis is cut into output rows with the
+    input rows they read. ``align`` (the output's chunk shape) rounds each step down to a
+    multiple of the output chunk, so no output chunk is written twice.
+    """
+    shape = plan.in_shape
+    in_row = math.prod(shape[depth + 1:]) * in_itemsize
+    out_row = math.prod(plan.out_shape[depth + 1:]) * out_itemsize
+    unit = 1 if align is None else align[depth]
+    if depth < plan.axes[0]:
         if in_row + out_row <= budget:
             step = max(1, budget // (in_row + out_row))
+            step = max(unit, step // unit * unit)
             for b0 in range(0, shape[depth], step):
                 b1 = min(b0 + step, shape[depth])
-                x = _read(f, offset + b0 * in_row, head.dtype, (*lead, b1 - b0, *shape[depth + 1:]))
-                res = np.empty((*lead, b1 - b0, *plan.out_shape[depth + 1:]), out_dt)
-                execute(plan, x, out=res, threads=threads, dtype=out_dt)
-                out.write(memoryview(res).cast("B"))
-                chunks += 1
-            return chunks
+                yield Slab(lead, depth, b0, b1, b0, b1, None)
+            return
         for b in range(shape[depth]):
-            chunks += _block(f, head, plan, out_dt, out, budget, threads, depth + 1,
-                             offset + b * in_row)
-        return chunks
-    # The first pooled axis: output rows per chunk, each with the input rows it reads.
+            yield from slabs(plan, in_itemsize, out_itemsize, budget, align, depth + 1,
+                             (*lead, b))
+        return
     ap = plan.axis_plans[0]
     step_in = ap.kernel if ap.adaptive else ap.stride
     rows = max(1, (budget - ap.span * in_row) // (step_in * in_row + out_row))
+    rows = max(unit, rows // unit * unit)
     for o0 in range(0, ap.out, rows):
         o1 = min(o0 + rows, ap.out)
         r0, r1 = input_rows(ap, o0, o1)
-        x = _read(f, offset + r0 * in_row, head.dtype, (*lead, r1 - r0, *shape[depth + 1:]))
-        res = np.empty((*lead, o1 - o0, *plan.out_shape[depth + 1:]), out_dt)
-        execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=(o0, o1, r0))
+        yield Slab(lead, depth, r0, r1, o0, o1, (o0, o1, r0))
+
+
+def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads) -> int:
+    """Pool the file's array chunk by chunk into ``out``, in C order; returns chunks used."""
+    strides = np.cumprod((1, *head.shape[:0:-1]))[::-1]  # C-order strides in cells
+    chunks = 0
+    for s in slabs(plan, head.dtype.itemsize, out_dt.itemsize, budget):
+        start = sum(int(i) * int(st) for i, st in zip((*s.lead, s.i0), strides, strict=False))
+        x = _read(f, head.offset + start * head.dtype.itemsize, head.dtype,
+                  s.in_shape(head.shape))
+        res = np.empty(s.out_shape(plan.out_shape), out_dt)
+        execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=s.rows)
         out.write(memoryview(res).cast("B"))
         chunks += 1
     return chunks
