@@ -248,3 +248,97 @@ def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads) -> 
         out.write(memoryview(res).cast("B"))
         chunks += 1
     return chunks
+
+
+def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
+               axes: Any = None, dtype: Any = None, threads: int | None = None,
+               memory_limit: int | str | None = None, overwrite: bool = False,
+               force_tiled: bool = False) -> FileResult:
+    """Pool a zarr array (or a .npy file) into a new zarr store ``dst`` within
+    ``memory_limit`` bytes, chunk by chunk.
+
+    ``src`` is ``data.zarr``, ``data.zarr/path/to/array`` or a .npy file; the result is one
+    array at the root of ``dst``, whose chunks are the input's scaled by the stride. Every
+    cell equals the in-memory result, at every chunk seam (each chunk reads the halo its
+    windows need). Written under a temporary name and renamed into place.
+    """
+    from .io import zarr_store
+
+    limit = default_memory_limit() if memory_limit is None else parse_size(memory_limit)
+    if Path(dst).exists() and not overwrite:
+        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    if zarr_store.is_zarr_path(src):
+        source = zarr_store.open_input(src)
+        in_chunks = tuple(source.chunks)
+    else:
+        source = np.load(src, mmap_mode="r", allow_pickle=False)
+        in_chunks = None
+    zarr_store.require_zarr()
+    shape, in_dt = tuple(source.shape), np.dtype(source.dtype)
+    plans = pipe.plans(shape, in_dt, axes=axes)
+    result = FileResult(shape, in_dt, plans[-1].out_shape, in_dt, plans[0].axes, tiled=False)
+    tmp = zarr_store.temporary_beside(dst, "tmp")
+    temps: list[Path] = []
+    try:
+        if working_set(shape, in_dt, pipe, axes) <= limit and not force_tiled:
+            out, result.stages = pipe.run(np.asarray(source[...]), axes=axes,
+                                          threads=threads, dtype=dtype)
+            result.output_dtype = out.dtype
+            factors = _factors(plans)
+            arr = zarr_store.create_output(tmp, out.shape, out.dtype,
+                                           zarr_store.output_chunks(in_chunks, out.shape,
+                                                                    factors))
+            arr[...] = out
+        else:
+            result.tiled = True
+            cur, chunks = source, in_chunks
+            for i, plan in enumerate(plans):
+                last = i == len(plans) - 1
+                out_dt = result_dtype(plan, np.dtype(cur.dtype), dtype if last else None)
+                target = tmp if last else zarr_store.temporary_beside(dst, f"stage{i}")
+                if not last:
+                    temps.append(target)
+                t0 = time.perf_counter()
+                out_chunks = zarr_store.output_chunks(chunks, plan.out_shape, _factors([plan]))
+                arr = zarr_store.create_output(target, plan.out_shape, out_dt, out_chunks)
+                result.chunks += _store_stage(cur, arr, plan, out_dt, limit // 3, threads)
+                result.stages.append(StageTiming(str(pipe.stages[i]), plan.in_shape,
+                                                 plan.out_shape, time.perf_counter() - t0))
+                cur, chunks = arr, out_chunks
+                result.output_dtype = out_dt
+        zarr_store.commit(tmp, dst, overwrite)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        import shutil
+
+        for t in temps:
+            shutil.rmtree(t, ignore_errors=True)
+    return result
+
+
+def _factors(plans: list[PoolPlan]) -> dict[int, float]:
+    factors: dict[int, float] = {}
+    for plan in plans:
+        for ap in plan.axis_plans:
+            factors[ap.axis] = factors.get(ap.axis, 1.0) * (ap.n / ap.out if ap.adaptive
+                                                             else ap.stride)
+    return factors
+
+
+def _store_stage(src: Any, dst: Any, plan: PoolPlan, out_dt: np.dtype, budget: int,
+                 threads: int | None) -> int:
+    """One stage from an indexable array (zarr, memmap) into a zarr array, slab by slab,
+    each slab a whole number of the output's chunks along its axis."""
+    chunks = 0
+    in_dt = np.dtype(src.dtype)
+    for s in slabs(plan, in_dt.itemsize, out_dt.itemsize, budget, align=tuple(dst.chunks)):
+        x = np.asarray(src[(*s.lead, slice(s.i0, s.i1))]).reshape(s.in_shape(plan.in_shape))
+        res = np.empty(s.out_shape(plan.out_shape), out_dt)
+        execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=s.rows)
+        dst[(*s.lead, slice(s.o0, s.o1))] = res.reshape(res.shape[len(s.lead):])
+        chunks += 1
+    return chunks

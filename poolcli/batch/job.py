@@ -13,14 +13,15 @@ import numpy as np
 
 from ..errors import PoolError, UsageError
 from ..image import IMAGE_AXES, run_image
-from ..io import arrays, tiff
+from ..io import arrays, tiff, zarr_store
 from ..io.atomic import atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import write_image
 from ..io.modes import MODES
 from ..io.sniff import format_from_suffix, sniff_format
+from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
-from ..tiled import default_memory_limit, pool_file, read_header, working_set
+from ..tiled import default_memory_limit, pool_file, pool_store, read_header, working_set
 from .jobs import STDIO, Job, Options
 from .report import FileRecord, peak_rss_bytes
 
@@ -103,6 +104,8 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
 def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: float,
          stdin: BinaryIO | None, stdout: BinaryIO | None) -> list[FileRecord]:
     t0 = time.perf_counter()
+    if STDIO not in (job.src, job.dest) and (is_zarr_path(job.src) or is_zarr_path(job.dest)):
+        return _run_zarr(job, pipe, opts, rec, t0, t_start)
     if job.src == STDIO:
         data: bytes | None = (stdin.read() if stdin is not None else b"")
         head = data[:16]
@@ -174,6 +177,46 @@ def _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout):
         _write(job, opts, stdout, lambda f: write_image(
             out, f, img, format=out_format, quality=opts.quality, compress_level=level,
             threads=opts.threads))
+    rec.save_seconds = time.perf_counter() - t2
+    rec.seconds = time.perf_counter() - t_start
+    return [rec]
+
+
+def _run_zarr(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t0: float,
+              t_start: float) -> list[FileRecord]:
+    """A zarr store in or out: streamed chunk by chunk within the memory limit."""
+    limit = opts.memory_limit or default_memory_limit()
+    if is_zarr_path(job.dest):
+        if not (is_zarr_path(job.src) or format_from_suffix(job.src) == "npy"):
+            raise UsageError("a .zarr output is made from a zarr array or a .npy file")
+        res = pool_store(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
+                         threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite)
+        rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
+        rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
+        rec.axes, rec.stages = res.axes, res.stages
+        rec.pool_seconds = sum(s.seconds for s in res.stages)
+        rec.seconds = time.perf_counter() - t_start
+        return [rec]
+    out_format = _out_format(job, "zarr", opts)
+    if out_format not in ("npy", "npz"):
+        raise UsageError(f"a zarr array is written as zarr, npy or npz, not {out_format}")
+    source = zarr_store.open_input(job.src)
+    if working_set(tuple(source.shape), source.dtype, pipe, opts.axes) > limit:
+        raise PoolError(f"{job.src} is larger than `memory_limit` for a .{out_format} "
+                        "output; write a .zarr output, which is made chunk by chunk")
+    arr = np.asarray(source[...])
+    rec.load_seconds = time.perf_counter() - t0
+    rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
+    t1 = time.perf_counter()
+    out, rec.stages = pipe.run(arr, axes=opts.axes, threads=opts.threads, dtype=opts.dtype)
+    rec.pool_seconds = time.perf_counter() - t1
+    rec.axes = pipe.plans(arr.shape, arr.dtype, axes=opts.axes)[0].axes
+    rec.output_shape, rec.output_dtype = out.shape, str(out.dtype)
+    t2 = time.perf_counter()
+    if out_format == "npy":
+        _write(job, opts, None, lambda f: arrays.write_npy(out, f))
+    else:
+        _write(job, opts, None, lambda f: arrays.write_npz({"array": out}, f))
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start
     return [rec]

@@ -14,6 +14,7 @@ from . import png_read
 from .arrays import ArrayReadError, npy_header, read_arrays
 from .modes import MODES, array_shape, loaded_mode
 from .sniff import sniff_format
+from .zarr_store import is_zarr_path, open_input
 
 
 @dataclass
@@ -39,6 +40,10 @@ def describe_input(name: str) -> InputInfo:
     if name == "-":
         data = sys.stdin.buffer.read()
         size, handle, head = len(data), io.BytesIO(data), data[:16]
+    elif is_zarr_path(name):
+        arr = open_input(name)
+        return InputInfo(name, "zarr", tuple(arr.shape), str(arr.dtype), 0,
+                         members=f"; chunks {'x'.join(map(str, arr.chunks))}")
     else:
         if os.path.isdir(name):
             raise ValueError("is a folder; name its files")

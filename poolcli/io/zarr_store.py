@@ -126,3 +126,60 @@ def _replace(tmp: Path, dest: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
         return
     os.rename(tmp, dest)
+
+
+def open_input(name: str | os.PathLike) -> Any:
+    """The zarr array at ``name`` (``data.zarr`` or ``data.zarr/path/to/array``).
+
+    An OME-Zarr image (a group with ``multiscales``) stands for its full-resolution
+    dataset; any other group must be named down to one of its arrays.
+    """
+    zarr = require_zarr()
+    try:
+        node = zarr.open(str(name), mode="r")
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise ValueError(f"not a readable zarr array or group ({e})") from None
+    if isinstance(node, zarr.Group):
+        attrs = dict(node.attrs)
+        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if ms:
+            return node[ms[0]["datasets"][0]["path"]]
+        names = sorted(node.array_keys())
+        raise ValueError(f"is a zarr group; name an array inside it, e.g. "
+                         f"{Path(name) / (names[0] if names else 'ARRAY')}"
+                         + (f" (arrays: {', '.join(names)})" if names else ""))
+    if node.dtype.kind not in "biuf":
+        raise ValueError(f"a zarr array of dtype {node.dtype} cannot be pooled")
+    return node
+
+
+def output_chunks(in_chunks: tuple[int, ...] | None, out_shape: tuple[int, ...],
+                  factors: dict[int, float]) -> tuple[int, ...]:
+    """The input's chunks scaled by the stride on each pooled axis (at least 1 cell);
+    without input chunks, 256 x 256 over the last two axes and 1 elsewhere."""
+    if in_chunks is None:
+        in_chunks = tuple(256 if a >= len(out_shape) - 2 else 1 for a in range(len(out_shape)))
+        factors = {}
+    return tuple(max(1, min(n, int(c // factors.get(a, 1))))
+                 for a, (c, n) in enumerate(zip(in_chunks, out_shape, strict=True)))
+
+
+def create_output(path: str | os.PathLike, shape: tuple[int, ...], dtype: np.dtype,
+                  chunks: tuple[int, ...]) -> Any:
+    """A new zarr v3 array at the root of the store at ``path`` (which must not exist)."""
+    zarr = require_zarr()
+    return zarr.create_array(store=str(path), shape=shape, dtype=dtype, chunks=chunks,
+                             fill_value=0, zarr_format=3)
+
+
+def temporary_beside(dest: str | os.PathLike, tag: str) -> Path:
+    """A fresh temporary store name beside ``dest`` (removed if it exists)."""
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.{tag}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return tmp
+
+
+def commit(tmp: Path, dest: str | os.PathLike, overwrite: bool) -> None:
+    """Move the finished store ``tmp`` to ``dest`` (replacing it only with ``overwrite``)."""
+    _replace(tmp, Path(dest), overwrite)
