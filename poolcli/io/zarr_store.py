@@ -144,7 +144,8 @@ def open_input(name: str | os.PathLike) -> Any:
         ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
         if ms:
             return node[ms[0]["datasets"][0]["path"]]
-        names = sorted(node.array_keys())
+        names = sorted(k for k, v in node.members(max_depth=None)
+                       if isinstance(v, zarr.Array))[:5]
         raise ValueError(f"is a zarr group; name an array inside it, e.g. "
                          f"{Path(name) / (names[0] if names else 'ARRAY')}"
                          + (f" (arrays: {', '.join(names)})" if names else ""))
