@@ -271,7 +271,7 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
         source = zarr_store.open_input(src)
         in_chunks = tuple(source.chunks)
     else:
-        source = np.load(src, mmap_mode="r", allow_pickle=False)
+        source = NpyRows(src)
         in_chunks = None
     zarr_store.require_zarr()
     shape, in_dt = tuple(source.shape), np.dtype(source.dtype)
@@ -281,7 +281,8 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
     temps: list[Path] = []
     try:
         if working_set(shape, in_dt, pipe, axes) <= limit and not force_tiled:
-            out, result.stages = pipe.run(np.asarray(source[...]), axes=axes,
+            whole = source[...] if in_chunks is not None else np.load(src, allow_pickle=False)
+            out, result.stages = pipe.run(np.asarray(whole), axes=axes,
                                           threads=threads, dtype=dtype)
             result.output_dtype = out.dtype
             factors = _factors(plans)
@@ -329,16 +330,137 @@ def _factors(plans: list[PoolPlan]) -> dict[int, float]:
     return factors
 
 
+class NpyRows:
+    """A .npy file indexed as slabs are (``a[i, j, r0:r1]``), read with plain reads rather
+    than a memory map, whose touched pages would count towards the process's memory."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
+        self.head = read_header(path)
+        if self.head.fortran_order:
+            raise PoolError(f"{path}: a Fortran-order .npy cannot be read in chunks")
+        self.shape, self.dtype, self.chunks = self.head.shape, self.head.dtype, None
+        self._strides = np.cumprod((1, *self.shape[:0:-1]))[::-1]
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        *lead, last = index if isinstance(index, tuple) else (index,)
+        if not isinstance(last, slice) or len(lead) >= len(self.shape):
+            raise TypeError("NpyRows reads slabs: fixed leading indices, then one slice")
+        r0, r1, _ = last.indices(self.shape[len(lead)])
+        start = sum(int(i) * int(st) for i, st in zip((*lead, r0), self._strides, strict=False))
+        with open(self.path, "rb") as f:
+            return _read(f, self.head.offset + start * self.dtype.itemsize, self.dtype,
+                         (r1 - r0, *self.shape[len(lead) + 1:]))
+
+
 def _store_stage(src: Any, dst: Any, plan: PoolPlan, out_dt: np.dtype, budget: int,
-                 threads: int | None) -> int:
-    """One stage from an indexable array (zarr, memmap) into a zarr array, slab by slab,
-    each slab a whole number of the output's chunks along its axis."""
+                 threads: int | None, transform: Any = None) -> int:
+    """One stage from an indexable array (zarr, NpyRows) into a zarr array, slab by slab,
+    each slab a whole number of the output's chunks along its axis; ``transform`` maps each
+    input slab first (e.g. nodata cells to 0)."""
     chunks = 0
     in_dt = np.dtype(src.dtype)
     for s in slabs(plan, in_dt.itemsize, out_dt.itemsize, budget, align=tuple(dst.chunks)):
         x = np.asarray(src[(*s.lead, slice(s.i0, s.i1))]).reshape(s.in_shape(plan.in_shape))
+        if transform is not None:
+            x = transform(x)
         res = np.empty(s.out_shape(plan.out_shape), out_dt)
         execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=s.rows)
         dst[(*s.lead, slice(s.o0, s.o1))] = res.reshape(res.shape[len(s.lead):])
         chunks += 1
     return chunks
+
+
+def stream_pyramid(source: Any, writer: Any, shapes: list[tuple[int, ...]], kind: str,
+                   pooled: tuple[int, ...], facs: tuple[int, ...], *, budget: int,
+                   threads: int | None = None, nodata: Any = None, ignore_nan: bool = False,
+                   on_level: Any = None) -> None:
+    """A pyramid of ``source`` (a zarr array or NpyRows) written level by level through
+    ``writer`` (an OmeZarrWriter), slab by slab, each slab within ``budget`` bytes.
+
+    The same levels as ``pyramid()``: level i+1 pools level i as stored; avg carries the
+    sums of level-0 cells (and their counts where nodata or ignored NaN leave holes) in
+    scratch arrays and rounds each level once from them. ``on_level(i, array)`` after each.
+    """
+    from .core.kinds import check_nodata
+    from .core.plan import make_plan
+    from .pyramid import _block_counts, _mean, _sum_dtype
+
+    dt = np.dtype(source.dtype)
+    nodata = check_nodata(nodata, dt)
+    shape0 = tuple(source.shape)
+
+    def copy_plan(shape):
+        return make_plan(shape, "max", 1, axes=pooled)
+
+    def each_slab(shape, itemsize, chunks):
+        for s in slabs(copy_plan(shape), itemsize, itemsize, budget, align=chunks):
+            yield (*s.lead, slice(s.o0, s.o1)), s
+
+    level = writer.create(0, shape0, dt)
+    for idx, _ in each_slab(shape0, dt.itemsize, tuple(level.chunks)):
+        level[idx] = source[idx]
+    if on_level is not None:
+        on_level(0, level)
+
+    def pool_plan(shape, name, **kw):
+        ks = tuple(min(f, shape[a]) for a, f in zip(pooled, facs, strict=True))
+        return make_plan(shape, name, ks, ks, 0, 1, True, axes=pooled, **kw)
+
+    if kind != "avg":
+        prev = level
+        for i, shape in enumerate(shapes[1:], 1):
+            level = writer.create(i, shape, dt)
+            plan = pool_plan(tuple(prev.shape), kind, ignore_nan=ignore_nan, nodata=nodata)
+            _store_stage(prev, level, plan, dt, budget, threads)
+            if on_level is not None:
+                on_level(i, level)
+            prev = level
+        return
+
+    n0 = [shape0[a] for a in pooled]
+    sdt = _sum_dtype(dt, math.prod(n0))
+    holes = nodata is not None or (ignore_nan and dt.kind == "f")
+
+    def missing(x):
+        m = np.zeros(x.shape, bool) if nodata is None else x == nodata
+        return m | np.isnan(x) if ignore_nan and dt.kind == "f" else m
+
+    def zero_missing(x):
+        return np.where(missing(x), 0, x).astype(sdt)
+
+    def real_cells(x):
+        return (~missing(x)).astype(np.int32)
+
+    sums, counts, src_sums, src_counts = None, None, source, source
+    for i, shape in enumerate(shapes[1:], 1):
+        plan = pool_plan(tuple(src_sums.shape), "sum")
+        sums = writer.scratch(f"sums{i}", shape, sdt, _scratch_chunks(shape, pooled))
+        _store_stage(src_sums, sums, plan, sdt, budget, threads,
+                     transform=zero_missing if i == 1 and holes else None)
+        if holes:
+            counts = writer.scratch(f"counts{i}", shape, np.int32, tuple(sums.chunks))
+            _store_stage(src_counts, counts, plan, np.dtype(np.int32), budget, threads,
+                         transform=real_cells if i == 1 else None)
+        level = writer.create(i, shape, dt)
+        full = None if holes else _block_counts(shape, pooled, facs, n0, i)
+        for idx, s in each_slab(shape, max(sdt.itemsize, 4) * 2, tuple(level.chunks)):
+            x = np.asarray(sums[idx])
+            if holes:
+                div = np.asarray(counts[idx])
+            else:
+                cut = tuple(slice(0, 1) if full.shape[a] == 1 else
+                            slice(s.o0, s.o1) if a == s.axis else slice(None)
+                            for a in range(len(shape)))
+                div = full[cut].reshape(full[cut].shape[len(s.lead):])
+            level[idx] = _mean(x, div, dt, False, nodata)
+        if on_level is not None:
+            on_level(i, level)
+        if i > 1:
+            writer.drop_scratch(f"sums{i - 1}")
+            writer.drop_scratch(f"counts{i - 1}")
+        src_sums, src_counts = sums, counts
+
+
+def _scratch_chunks(shape: tuple[int, ...], pooled: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(min(n, 256) if a in pooled else 1 for a, n in enumerate(shape))

@@ -7,6 +7,7 @@ being made and the sums carried for it are in memory besides the input.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from ..io.image_read import read_image
 from ..io.image_write import write_image
 from ..io.sniff import SUFFIX_OF, format_from_suffix, normalise_format, sniff_format
 from ..pyramid import iter_levels, level_shapes, resolve
+from ..tiled import default_memory_limit
 
 # tifffile's axis letters -> OME-Zarr's names (S, a pixel's samples, are channels)
 _TIFF_NAMES = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x"}
@@ -44,6 +46,7 @@ class PyramidOptions:
     format: str | None = None
     overwrite: bool = False
     threads: int | None = None
+    memory_limit: int | None = None
 
 
 @dataclass
@@ -67,17 +70,29 @@ class Source:
     names: str | None
     image: Any = None  # a LoadedImage
     stack: Any = None  # a TiffStack
+    lazy: Any = None  # a zarr array or NpyRows, read slab by slab when streaming
     notes: list[str] = field(default_factory=list)
+
+    def load(self) -> np.ndarray:
+        """The whole array in memory."""
+        if self.array is None:
+            self.array = np.asarray(self.lazy[...]) if self.format == "zarr" else \
+                np.load(self.lazy.path, allow_pickle=False)
+        return self.array
 
 
 def read_source(src: str) -> Source:
-    """The input at ``src`` as an array with its default pooled axes and axis names."""
+    """The input at ``src`` as an array with its default pooled axes and axis names
+    (a zarr array or a .npy is opened, not read: see ``Source.load``)."""
+    if zarr_store.is_zarr_path(src):
+        return Source(None, "zarr", None, None, lazy=zarr_store.open_input(src))
     with open(src, "rb") as f:
         head = f.read(16)
     fmt = sniff_format(head)
     if fmt == "npy":
-        arr = np.load(src, mmap_mode="r", allow_pickle=False)
-        return Source(np.asarray(arr), "npy", None, None)
+        from ..tiled import NpyRows
+
+        return Source(None, "npy", None, None, lazy=NpyRows(src))
     if fmt == "tiff" and tiff.needs_tifffile(src):
         stack = tiff.read_tiff(src)
         names = "".join(_TIFF_NAMES.get(a, "?") for a in stack.axes)
@@ -108,10 +123,16 @@ def run_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: Any = None,
     """Make and write the pyramid of ``src``; ``on_level(record)`` after each level."""
     t0 = time.perf_counter()
     source = read_source(src)
-    arr = source.array
+    shape, dtype = _shape_dtype(source)
     axes = opts.axes if opts.axes is not None else source.axes
-    shapes = level_shapes(arr.shape, opts.levels, opts.factor, axes, opts.min_size)
-    pooled, facs = resolve(arr.shape, opts.factor, axes)
+    shapes = level_shapes(shape, opts.levels, opts.factor, axes, opts.min_size)
+    pooled, facs = resolve(shape, opts.factor, axes)
+    if source.lazy is not None and zarr_store.is_zarr_path(dest):
+        limit = opts.memory_limit or default_memory_limit()
+        # in memory: the input, the carried sums (8 bytes a cell at most) and a level
+        if math.prod(shape) * (2 * dtype.itemsize + 8) > limit:
+            return _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level)
+    arr = source.load()
     alpha = bool(source.image is not None and source.image.alpha and opts.premultiply
                  and opts.kind == "avg")
     pool_opts: dict[str, Any] = {"threads": opts.threads}
@@ -154,6 +175,49 @@ def run_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: Any = None,
         atomic_write(path, _writer(source, level, fmt, pooled, facs, i),
                      overwrite=opts.overwrite)
         done(i, level, str(path))
+    return records
+
+
+def _shape_dtype(source: Source) -> tuple[tuple[int, ...], np.dtype]:
+    held = source.array if source.array is not None else source.lazy
+    return tuple(held.shape), np.dtype(held.dtype)
+
+
+def _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level):
+    """A pyramid of a zarr or .npy input larger than memory, slab by slab into OME-Zarr."""
+    from ..tiled import stream_pyramid
+
+    shape, _ = _shape_dtype(source)
+    names = opts.axes_names or zarr_store.default_axes_names(len(shape))
+    names = zarr_store.check_axes_names(names, len(shape))
+    writer = zarr_store.OmeZarrWriter(dest, names, pooled, facs, ngff=opts.ngff,
+                                      kind=opts.kind, overwrite=opts.overwrite,
+                                      name=Path(src).name)
+    if writer.transposes:
+        writer.abort()
+        raise PoolError(f"axes_names {names!r} would store the axes in another order "
+                        "(t, c, z, y, x), which a streamed pyramid cannot; give the "
+                        "array's axes in that order")
+    records: list[LevelRecord] = []
+    clock = [t0]
+
+    def done(i, level):
+        now = time.perf_counter()
+        rec = LevelRecord(i, f"{dest}/{i}", tuple(level.shape), str(level.dtype),
+                          now - clock[0])
+        clock[0] = now
+        records.append(rec)
+        if on_level is not None:
+            on_level(rec)
+
+    try:
+        stream_pyramid(source.lazy, writer, shapes, opts.kind, pooled, facs,
+                       budget=limit // 3, threads=opts.threads, nodata=opts.nodata,
+                       ignore_nan=opts.ignore_nan, on_level=done)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
     return records
 
 

@@ -16,6 +16,7 @@ from .options import (
     Format,
     IgnoreNan,
     Inputs,
+    MemLimit,
     NoData,
     Overwrite,
     Premult,
@@ -27,6 +28,15 @@ from .options import (
     parse_axes,
 )
 from .text import dims
+
+
+def _size(text: str) -> int:
+    from ..tiled import parse_size
+
+    try:
+        return parse_size(text)
+    except PoolError as e:
+        raise UsageError(str(e)) from None
 
 Levels = Annotated[int | None, _opt("--levels", metavar="N",
                                     help="levels after level 0 (default: until every "
@@ -53,7 +63,8 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
             axes: Axes = None, axes_names: AxesNames = None, ngff: Ngff = "0.4",
             nodata: NoData = None, ignore_nan: IgnoreNan = False,
             premultiply: Premult = True, format: Format = None, overwrite: Overwrite = False,
-            report: Report = None, quiet: Quiet = False) -> None:
+            report: Report = None, quiet: Quiet = False,
+            memory_limit: MemLimit = None) -> None:
     """Levels pooled from the previous level (kernel = stride = factor) into an OME-Zarr
     (OUT.zarr) or one file per level (NAME_0.EXT, NAME_1.EXT, ...)."""
     from ..batch.pyramid_job import PyramidOptions, run_pyramid
@@ -75,7 +86,8 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
         levels=levels, min_size=min_size, kind=name, factor=fac, axes=parse_axes(axes),
         axes_names=axes_names, ngff=ngff,
         nodata=None if nodata is None else _value("nodata", "--nodata", nodata),
-        ignore_nan=ignore_nan, premultiply=premultiply, format=format, overwrite=overwrite)
+        ignore_nan=ignore_nan, premultiply=premultiply, format=format, overwrite=overwrite,
+        memory_limit=None if memory_limit is None else _size(memory_limit))
     show = not quiet and report != "none" and report != "json"
     doc, status = [], 0
     for src in inputs:

@@ -64,55 +64,102 @@ def _chunks(shape: tuple[int, ...], names: str) -> tuple[int, ...]:
     return tuple(max(1, min(n, size[a])) for n, a in zip(shape, names, strict=True))
 
 
+class OmeZarrWriter:
+    """An OME-Zarr image being written: one dataset per level, then the multiscales.
+
+    Axes are stored in NGFF's order (t, c, z, y, x); each dataset ``i`` gets a ``scale``
+    of ``factor**i`` on the pooled axes. NGFF 0.4 is a zarr v2 store, 0.5 a zarr v3 store
+    with the metadata under ``ome``. Everything goes to a temporary store beside the
+    destination, renamed into place by ``finish``; ``abort`` removes it.
+    """
+
+    def __init__(self, path: str | os.PathLike, names: str, pooled: tuple[int, ...],
+                 factors: tuple[int, ...], *, ngff: str = "0.4", kind: str = "avg",
+                 overwrite: bool = False, name: str = "") -> None:
+        self.zarr = require_zarr()
+        if ngff not in NGFF_VERSIONS:
+            raise PoolError(f"ngff={ngff!r} is not supported; use 0.4 or 0.5")
+        self.dest = Path(path)
+        if self.dest.exists() and not overwrite:
+            raise FileExistsError(f"{self.dest} exists; give `overwrite` to replace it")
+        self.names, self.pooled, self.factors = names, pooled, factors
+        self.perm = sorted(range(len(names)), key=lambda i: AXIS_ORDER.index(names[i]))
+        self.stored = "".join(names[i] for i in self.perm)
+        self.v3, self.kind, self.name, self.overwrite = ngff == "0.5", kind, name, overwrite
+        self.tmp = temporary_beside(self.dest, "tmp")
+        self.root = self.zarr.open_group(store=str(self.tmp), mode="w",
+                                         zarr_format=3 if self.v3 else 2)
+        self.datasets: list[dict[str, Any]] = []
+
+    @property
+    def transposes(self) -> bool:
+        """True when the array's axes are stored in another order (channels moved first)."""
+        return self.perm != sorted(self.perm)
+
+    def _kw(self) -> dict[str, Any]:
+        return ({"dimension_names": list(self.stored)} if self.v3 else
+                {"chunk_key_encoding": {"name": "v2", "separator": "/"}})
+
+    def create(self, i: int, shape: tuple[int, ...], dtype: Any) -> Any:
+        """The empty dataset of level ``i`` (``shape`` in the array's axis order)."""
+        stored = tuple(shape[p] for p in self.perm)
+        arr = self.root.create_array(str(i), shape=stored, dtype=dtype,
+                                     chunks=_chunks(stored, self.stored), fill_value=0,
+                                     **self._kw())
+        scale = [1.0] * len(self.names)
+        for a, f in zip(self.pooled, self.factors, strict=True):
+            scale[self.perm.index(a)] = float(f**i)
+        self.datasets.append({"path": str(i), "coordinateTransformations":
+                              [{"type": "scale", "scale": scale}]})
+        return arr
+
+    def add(self, i: int, level: np.ndarray) -> None:
+        """Store a whole level held in memory."""
+        self.create(i, level.shape, level.dtype)[...] = np.transpose(level, self.perm)
+
+    def scratch(self, key: str, shape: tuple[int, ...], dtype: Any,
+                chunks: tuple[int, ...]) -> Any:
+        """A temporary array inside the store (removed by ``finish``), e.g. carried sums."""
+        return self.root.create_array(f"_scratch/{key}", shape=shape, dtype=dtype,
+                                      chunks=chunks, fill_value=0, overwrite=True,
+                                      **self._kw())
+
+    def drop_scratch(self, key: str) -> None:
+        shutil.rmtree(self.tmp / "_scratch" / key, ignore_errors=True)
+
+    def finish(self) -> None:
+        """Write the multiscales metadata and move the store into place."""
+        shutil.rmtree(self.tmp / "_scratch", ignore_errors=True)
+        axes = [{"name": a, "type": AXIS_TYPES[a]} for a in self.stored]
+        ms: dict[str, Any] = {"name": self.name, "axes": axes, "datasets": self.datasets,
+                              "type": self.kind,
+                              "metadata": {"method": f"poolcli.pyramid(kind={self.kind!r})"}}
+        if self.v3:
+            self.root.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
+        else:
+            self.root.attrs["multiscales"] = [{"version": "0.4", **ms}]
+        _replace(self.tmp, self.dest, self.overwrite)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def write_ome_zarr(path: str | os.PathLike, levels: Iterable[np.ndarray], names: str,
                    pooled: tuple[int, ...], factors: tuple[int, ...], *, ngff: str = "0.4",
                    kind: str = "avg", overwrite: bool = False, name: str = "",
                    on_level: Any = None) -> None:
-    """Write ``levels`` (level 0 first, array axes named by ``names``) as an OME-Zarr image.
-
-    Axes are stored in NGFF's order (t, c, z, y, x); each dataset ``i`` gets a ``scale``
-    of ``factor**i`` on the pooled axes. ``on_level(i, array)`` is called after each level
-    is stored. NGFF 0.4 is a zarr v2 store, 0.5 a zarr v3 store with the metadata under
-    ``ome``.
-    """
-    zarr = require_zarr()
-    if ngff not in NGFF_VERSIONS:
-        raise PoolError(f"ngff={ngff!r} is not supported; use 0.4 or 0.5")
-    dest = Path(path)
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} exists; give `overwrite` to replace it")
-    perm = sorted(range(len(names)), key=lambda i: AXIS_ORDER.index(names[i]))
-    stored = "".join(names[i] for i in perm)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    v3 = ngff == "0.5"
+    """Write in-memory ``levels`` (level 0 first, array axes named by ``names``) as an
+    OME-Zarr image (see OmeZarrWriter); ``on_level(i, array)`` after each level."""
+    writer = OmeZarrWriter(path, names, pooled, factors, ngff=ngff, kind=kind,
+                           overwrite=overwrite, name=name)
     try:
-        root = zarr.open_group(store=str(tmp), mode="w", zarr_format=3 if v3 else 2)
-        datasets = []
         for i, level in enumerate(levels):
-            data = np.transpose(level, perm)
-            kw: dict[str, Any] = {"dimension_names": list(stored)} if v3 else {
-                "chunk_key_encoding": {"name": "v2", "separator": "/"}}
-            arr = root.create_array(str(i), shape=data.shape, dtype=data.dtype,
-                                    chunks=_chunks(data.shape, stored), fill_value=0, **kw)
-            arr[...] = data
-            scale = [1.0] * len(names)
-            for a, f in zip(pooled, factors, strict=True):
-                scale[perm.index(a)] = float(f**i)
-            datasets.append({"path": str(i), "coordinateTransformations":
-                             [{"type": "scale", "scale": scale}]})
+            writer.add(i, level)
             if on_level is not None:
                 on_level(i, level)
-        axes = [{"name": a, "type": AXIS_TYPES[a]} for a in stored]
-        ms: dict[str, Any] = {"name": name, "axes": axes, "datasets": datasets, "type": kind,
-                              "metadata": {"method": f"poolcli.pyramid(kind={kind!r})"}}
-        if v3:
-            root.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
-        else:
-            root.attrs["multiscales"] = [{"version": "0.4", **ms}]
-        _replace(tmp, dest, overwrite)
+        writer.finish()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        writer.abort()
         raise
 
 
