@@ -174,7 +174,8 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
         nodata, ignore_nan = None, True
     dt = arr.dtype
     n0 = [arr.shape[a] for a in pooled]
-    cells = math.prod(n0)
+    top = len(shapes) - 1  # the largest block: factor**top cells per axis, or the axis
+    cells = math.prod(min(n, f**top) for n, f in zip(n0, facs, strict=True))
     if alpha and (nodata is not None or dt.kind not in "bu"):
         raise PoolError("an image with alpha averages colour weighted by alpha; `nodata` "
                         "and float samples do not apply (use premultiply=False)")

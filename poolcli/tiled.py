@@ -419,7 +419,8 @@ def stream_pyramid(source: Any, writer: Any, shapes: list[tuple[int, ...]], kind
         return
 
     n0 = [shape0[a] for a in pooled]
-    sdt = _sum_dtype(dt, math.prod(n0))
+    top = len(shapes) - 1  # the largest block: factor**top cells per axis, or the axis
+    sdt = _sum_dtype(dt, math.prod(min(n, f**top) for n, f in zip(n0, facs, strict=True)))
     holes = nodata is not None or (ignore_nan and dt.kind == "f")
 
     def missing(x):
@@ -444,7 +445,8 @@ def stream_pyramid(source: Any, writer: Any, shapes: list[tuple[int, ...]], kind
                          transform=real_cells if i == 1 else None)
         level = writer.create(i, shape, dt)
         full = None if holes else _block_counts(shape, pooled, facs, n0, i)
-        for idx, s in each_slab(shape, max(sdt.itemsize, 4) * 2, tuple(level.chunks)):
+        # the sums, the counts and the float64 quotient's temporaries: ~32 bytes a cell
+        for idx, s in each_slab(shape, 16, tuple(level.chunks)):
             x = np.asarray(sums[idx])
             if holes:
                 div = np.asarray(counts[idx])

@@ -25,6 +25,10 @@ from ..io.sniff import SUFFIX_OF, format_from_suffix, normalise_format, sniff_fo
 from ..pyramid import iter_levels, level_shapes, resolve
 from ..tiled import default_memory_limit
 
+# A streamed pyramid's slabs get this share of --memory-limit: zarr holds a slab about
+# twice more while it decodes and encodes chunks, and the sums pass holds input, sums
+# and the engine's temporaries (measured: peak = limit + the fixed overhead at 1/8).
+STREAM_SHARE = 8
 # tifffile's axis letters -> OME-Zarr's names (S, a pixel's samples, are channels)
 _TIFF_NAMES = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x"}
 
@@ -212,7 +216,7 @@ def _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level):
 
     try:
         stream_pyramid(source.lazy, writer, shapes, opts.kind, pooled, facs,
-                       budget=limit // 3, threads=opts.threads, nodata=opts.nodata,
+                       budget=limit // STREAM_SHARE, threads=opts.threads, nodata=opts.nodata,
                        ignore_nan=opts.ignore_nan, on_level=done)
         writer.finish()
     except BaseException:
