@@ -189,11 +189,16 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
         missing = nan if missing is None else missing | nan
     if missing is not None and not missing.any():
         missing = None
-    sums = arr.astype(sdt)
-    if alpha:
-        sums[..., :-1] *= sums[..., -1:]
-    if missing is not None:
-        sums[missing] = 0
+    top = 1 if dt.kind == "b" else int(np.iinfo(dt).max) if dt.kind in "iu" else 0
+    small = dt.kind in "biu" and cells * top * (top if alpha else 1) < 2**23
+    if missing is None and not alpha:
+        sums = arr  # the first sums straight from the input (no widened copy)
+    else:
+        sums = arr.astype(sdt)
+        if alpha:
+            sums[..., :-1] *= sums[..., -1:]
+        if missing is not None:
+            sums[missing] = 0
     counts = None if missing is None else (~missing).astype(np.int32)
     if counts is not None and alpha:
         counts = counts[..., -1:]
@@ -207,7 +212,7 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
             div = counts
         else:
             div = _block_counts(shape, pooled, facs, n0, level)
-        yield _mean(sums, div, dt, alpha, nodata)
+        yield _mean(sums, div, dt, alpha, nodata, small)
         assert sums.shape == shape
 
 
@@ -226,35 +231,41 @@ def _block_counts(shape, pooled, facs, n0, level) -> np.ndarray:
 
 
 def _mean(sums: np.ndarray, div: np.ndarray, dt: np.dtype, alpha: bool,
-          nodata: Any) -> np.ndarray:
-    """Sums over counts, rounded once to ``dt`` (half to even for integers)."""
+          nodata: Any, small: bool = False) -> np.ndarray:
+    """Sums over counts, rounded once to ``dt`` (half to even for integers); ``small``:
+    every sum is below 2**23, so float32 division is exact enough (see _divide)."""
     if alpha:
-        colour = _divide(sums[..., :-1], sums[..., -1:], dt, empty=0)
-        a = _divide(sums[..., -1:], div, dt, empty=0 if nodata is None else nodata)
+        colour = _divide(sums[..., :-1], sums[..., -1:], dt, 0, small)
+        a = _divide(sums[..., -1:], div, dt, 0 if nodata is None else nodata, small)
         return np.concatenate([colour, a], axis=-1)
-    return _divide(sums, div, dt, empty=np.nan if nodata is None else nodata)
+    return _divide(sums, div, dt, np.nan if nodata is None else nodata, small)
 
 
-def _divide(num: np.ndarray, den: np.ndarray, dt: np.dtype, empty: Any) -> np.ndarray:
-    den = np.broadcast_to(den, num.shape)
+def _divide(num: np.ndarray, den: np.ndarray, dt: np.dtype, empty: Any,
+            small: bool = False) -> np.ndarray:
     zero = den == 0
-    safe = np.where(zero, 1, den)
+    if zero.any():
+        den = np.where(zero, 1, den)
+    else:
+        zero = None
     if dt.kind == "f":
         with np.errstate(invalid="ignore"):
-            out = (num / safe).astype(dt)
-    elif num.dtype.itemsize <= 4:
-        # |sum| < 2**31 and count < 2**31: float64 division then rint is exact (a tie is
-        # exactly m + 1/2, and any other quotient is >= 1/(2*count) from one)
-        out = np.rint(num / safe)
-        info = np.iinfo(dt) if dt.kind != "b" else None
-        if info is not None:
+            out = (num / den).astype(dt)
+    elif small or num.dtype.itemsize <= 4:
+        # float division then rint is exact: a tie a/b = m + 1/2 is exact, and any other
+        # quotient is >= 1/(2b) from one, far above the rounding error while |a| < 2**23
+        # in float32 (2**52 in float64)
+        out = np.divide(num, den, dtype=np.float32 if small else np.float64)
+        np.rint(out, out=out)
+        if dt.kind != "b":
+            info = np.iinfo(dt)
             np.clip(out, info.min, info.max, out=out)
         out = out.astype(dt)
     else:  # 64-bit sums: integer division, half to even
-        q, r = np.divmod(num, safe)
+        q, r = np.divmod(num, den)
         twice = 2 * r
-        q = q + ((twice > safe) | ((twice == safe) & (q % 2 == 1)))
+        q = q + ((twice > den) | ((twice == den) & (q % 2 == 1)))
         out = q.astype(dt)
-    if zero.any():  # blocks of nodata (or ignored NaN) only
-        out[zero] = np.array(empty).astype(dt)
+    if zero is not None:  # blocks of nodata (or ignored NaN) only
+        out[np.broadcast_to(zero, out.shape)] = np.array(empty).astype(dt)
     return out
