@@ -97,3 +97,22 @@ def test_cli_nodata_reported_and_refused(cli, exe, tmp_path):
     bad = exe("avg", tmp_path / "a.npy", "--nodata", 300, "-o", tmp_path / "b.npy")
     assert bad.returncode == 2
     assert "--nodata 300" in one_error_line(bad) and "0..255" in one_error_line(bad)
+
+
+def test_file_nodata_values_are_reported_not_applied(cli, tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    zarr = pytest.importorskip("zarr")
+    x = np.array([[[1, -9999], [3, 5]]], np.int16)
+    tifffile.imwrite(tmp_path / "geo.tif", x, extratags=[(42113, "s", 0, "-9999", False)])
+    r = cli("max", tmp_path / "geo.tif", "-o", tmp_path / "o.tif")
+    assert r.returncode == 0
+    assert "GDAL_NODATA tag is -9999; it is not applied: give --nodata -9999" in r.stderr
+    assert tifffile.imread(tmp_path / "o.tif").tolist() == [[[5]]]
+    r = cli("min", tmp_path / "geo.tif", "--nodata", -9999, "-o", tmp_path / "n.tif")
+    assert r.returncode == 0 and "GDAL_NODATA" not in r.stderr
+    assert tifffile.imread(tmp_path / "n.tif").tolist() == [[[1]]]
+    a = zarr.create_array(store=str(tmp_path / "f.zarr"), shape=(4, 4), dtype="f4",
+                          fill_value=-1.0)
+    a[...] = np.arange(16, dtype="f4").reshape(4, 4)
+    r = cli("max", tmp_path / "f.zarr", "-o", tmp_path / "f.npy")
+    assert r.returncode == 0 and "fill_value is -1.0; it is not applied" in r.stderr

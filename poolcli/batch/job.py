@@ -186,6 +186,10 @@ def _run_zarr(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t0: floa
               t_start: float) -> list[FileRecord]:
     """A zarr store in or out: streamed chunk by chunk within the memory limit."""
     limit = opts.memory_limit or default_memory_limit()
+    if is_zarr_path(job.src):
+        fill = zarr_store.open_input(job.src).fill_value
+        rec.notes = _nodata_notes(pipe, "fill_value", None if fill is None or fill == 0
+                                  or fill != fill else fill)
     if is_zarr_path(job.dest):
         if not (is_zarr_path(job.src) or format_from_suffix(job.src) == "npy"):
             raise UsageError("a .zarr output is made from a zarr array or a .npy file")
@@ -222,6 +226,14 @@ def _run_zarr(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t0: floa
     return [rec]
 
 
+def _nodata_notes(pipe: Pipeline, what: str, value: Any) -> list[str]:
+    """A note when the input names a nodata value that no stage applies (never silently)."""
+    if value is None or any("nodata" in st.options for st in pipe.stages):
+        return []
+    return [f"the file's {what} is {value}; it is not applied: give nodata={value} to "
+            "skip those cells"]
+
+
 def pooling_factors(pipe: Pipeline, shape: tuple[int, ...], dtype: Any,
                     axes: Any) -> dict[int, float]:
     """Input cells per output cell on each pooled axis, over every stage: the strides'
@@ -245,6 +257,7 @@ def _run_tiff(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
                              f"written as tiff, npy or npz, not {out_format}; use format=tiff")
         return _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout)
     arr = stack.array
+    rec.notes = _nodata_notes(pipe, "GDAL_NODATA tag", stack.gdal_nodata)
     axes = opts.axes if opts.axes is not None else stack.image_axes
     rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
     # a TIFF keeps its sample type, as an image keeps its mode; an array takes the result's

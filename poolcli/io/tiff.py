@@ -51,6 +51,7 @@ class TiffStack:
     compression: str | None = None
     ome: bool = False
     physical: dict[str, float] = field(default_factory=dict)
+    gdal_nodata: str | None = None  # GeoTIFF's nodata tag, reported, never applied
 
     @property
     def image_axes(self) -> tuple[int, int]:
@@ -113,12 +114,14 @@ def read_tiff(src: str | os.PathLike | bytes) -> TiffStack:
             unit = int(page.resolutionunit)
         physical = _ome_physical(tf.ome_metadata) if tf.is_ome else {}
         comp = page.compression.name
+        tag = page.tags.get("GDAL_NODATA")
         return TiffStack(
             array=arr, axes=series.axes, photometric="rgb" if photometric == "rgb"
             else "minisblack", planar=int(page.planarconfig) == 2 and page.samplesperpixel > 1,
             extrasamples=tuple(int(v) for v in page.extrasamples), resolution=resolution,
             resolution_unit=unit, compression=comp if comp in _KEEP_COMPRESSION else None,
-            ome=bool(tf.is_ome), physical=physical)
+            ome=bool(tf.is_ome), physical=physical,
+            gdal_nodata=None if tag is None else str(tag.value).strip("\x00 "))
 
 
 def _ome_physical(xml: str | None) -> dict[str, float]:
@@ -150,7 +153,8 @@ def scaled(stack: TiffStack, out: np.ndarray, factors: dict[int, float]) -> Tiff
         if name in stack.physical:
             physical[name] = stack.physical[name] * factors.get(stack.axes.find(letter), 1.0)
     return TiffStack(out, stack.axes, stack.photometric, stack.planar, stack.extrasamples,
-                     res, stack.resolution_unit, stack.compression, stack.ome, physical)
+                     res, stack.resolution_unit, stack.compression, stack.ome, physical,
+                     stack.gdal_nodata)
 
 
 def write_tiff(stack: TiffStack, dest: str | os.PathLike | BinaryIO) -> None:
