@@ -113,9 +113,10 @@ def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None)
     else:
         handle = open(src, "rb")  # noqa: SIM115 - closed below, after decoding
     with handle:
+        # 16-bit colour PNGs, which Pillow would decode at 8 bits, are read by png_read
         if png_read.pillow_loses_bits(handle.read(33)):
-            return _decode_png16(handle.getvalue() if isinstance(handle, io.BytesIO)
-                                 else (handle.seek(0), handle.read())[1], max_pixels)
+            handle.seek(0)
+            return _decode_png16(handle.read(), max_pixels)
         handle.seek(0)
         return _decode(handle, max_pixels)
 
