@@ -133,16 +133,16 @@ def run_case(case: str, **kw) -> dict:
 
 
 def run_cli(args: list[str]) -> dict:
-    """A poolcli command's wall time and peak RSS (its own process)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """A poolcli command's wall time and peak RSS (its own process, by /usr/bin/time)."""
+    timer = ["/usr/bin/time", "-f", "PEAK_KB %M"] if os.path.exists("/usr/bin/time") else []
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "poolcli", *args, "-q"], capture_output=True,
-                       text=True)
+    p = subprocess.run([*timer, sys.executable, "-m", "poolcli", *args, "-q"],
+                       capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"poolcli {' '.join(args)} failed: {p.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": seconds, "peak_mib": peak / 1024 if peak > before else float("nan")}
+    peak = [int(w.split()[1]) for w in p.stderr.splitlines() if w.startswith("PEAK_KB")]
+    return {"seconds": seconds, "peak_mib": peak[0] / 1024 if peak else float("nan")}
 
 
 def row(name: str, res: dict, ref: float | None = None) -> str:

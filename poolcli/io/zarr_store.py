@@ -59,9 +59,12 @@ def default_axes_names(ndim: int) -> str:
     return "tczyx"[5 - ndim:]
 
 
-def _chunks(shape: tuple[int, ...], names: str) -> tuple[int, ...]:
-    size = {"t": 1, "c": 1, "z": 64, "y": 256, "x": 256}
-    return tuple(max(1, min(n, size[a])) for n, a in zip(shape, names, strict=True))
+def _chunks(shape: tuple[int, ...], pooled: tuple[bool, ...]) -> tuple[int, ...]:
+    """256 x 256 over two pooled axes (64 x 64 x 64 over three), 1 on the others: a level
+    is written slab by slab along its first axes, and a chunk spanning several slabs
+    would be decoded and encoded again for each."""
+    side = 64 if sum(pooled) >= 3 else 256
+    return tuple(max(1, min(n, side)) if p else 1 for n, p in zip(shape, pooled, strict=True))
 
 
 class OmeZarrWriter:
@@ -103,8 +106,9 @@ class OmeZarrWriter:
     def create(self, i: int, shape: tuple[int, ...], dtype: Any) -> Any:
         """The empty dataset of level ``i`` (``shape`` in the array's axis order)."""
         stored = tuple(shape[p] for p in self.perm)
+        pooled = tuple(p in self.pooled for p in self.perm)
         arr = self.root.create_array(str(i), shape=stored, dtype=dtype,
-                                     chunks=_chunks(stored, self.stored), fill_value=0,
+                                     chunks=_chunks(stored, pooled), fill_value=0,
                                      **self._kw())
         scale = [1.0] * len(self.names)
         for a, f in zip(self.pooled, self.factors, strict=True):
