@@ -193,3 +193,25 @@ def test_png16_that_cannot_be_read_exactly_is_refused(cli, tmp_path):
     r = cli("max", tmp_path / "i.png", "-o", tmp_path / "o.png")
     assert r.returncode == 1
     assert "i.png" in one_error_line(r) and "interlaced" in one_error_line(r)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float64, np.uint32])
+def test_stacks_of_every_sample_type_keep_it(cli, tmp_path, dtype):
+    x = (np.random.default_rng(8).standard_normal((3, 10, 9)) * 50 + 100).astype(dtype)
+    tifffile.imwrite(tmp_path / "s.tif", x, photometric="minisblack")  # 3 pages, not RGB
+    assert cli("avg", tmp_path / "s.tif", "-k", 3, "--ceil-mode", "-o",
+               tmp_path / "o.tif").returncode == 0
+    got = tifffile.imread(tmp_path / "o.tif")
+    assert got.dtype == dtype
+    want = ref_pool(x, "avg", 3, axes=(1, 2), ceil_mode=True, dtype=dtype)
+    if np.dtype(dtype).kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_png16_info_and_plan_read_the_header(cli, tmp_path):
+    x = _pixels("RGB;16")
+    (tmp_path / "a.png").write_bytes(_hand_png(x, 2))
+    r = cli("info", tmp_path / "a.png")
+    assert "mode RGB;16" in r.stdout.decode() and "uint16" in r.stdout.decode()
