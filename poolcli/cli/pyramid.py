@@ -79,6 +79,9 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
         raise UsageError(f"--ngff {ngff!r} is not supported; use 0.4 or 0.5")
     if report not in (None, "table", "json", "none"):
         raise UsageError(f"--report {report!r} is not understood; use table, json or none")
+    from ..batch.jobs import expand
+
+    inputs = [name for name, _ in expand(inputs)]  # a folder stands for its files
     if is_zarr_path(output) and len(inputs) > 1:
         raise UsageError(f"-o {output} is one OME-Zarr image; give one INPUT, or a folder")
     fac = 2 if factor is None else ints("--factor", factor)
