@@ -40,6 +40,7 @@ STAGE_KEYS: tuple[StageKey, ...] = (
     StageKey("output_size", "out", "ints"),
     StageKey("axes", "axes", "ints"),
     StageKey("ignore_nan", "ignore_nan", "bool"),
+    StageKey("nodata", "nodata", "number"),
 )
 BY_PARAM: dict[str, StageKey] = {k.param: k for k in STAGE_KEYS}
 # Stage keys: the short and long spellings of every option -> the pool() argument.

@@ -67,7 +67,8 @@ def pool(x: Any, kind: str = "max", kernel: int | tuple[int, ...] = 2,
          norm: float = 2.0, axes: int | tuple[int, ...] | None = None,
          output_size: int | tuple[int | None, ...] | None = None, ignore_nan: bool = False,
          return_indices: bool = False, dtype: Any = None,
-         threads: int | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+         threads: int | None = None, nodata: float | None = None,
+         ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Pool ``x`` over some of its axes with windows of ``kernel`` cells.
 
     Parameters
@@ -87,6 +88,8 @@ def pool(x: Any, kind: str = "max", kernel: int | tuple[int, ...] = 2,
     return_indices : for max/min, also return the flat index of each chosen cell.
     dtype : the output dtype (floats are rounded half to even and clipped for integers).
     threads : worker threads (None = all cores); the result does not depend on it.
+    nodata : cells equal to it are skipped like NaN with ``ignore_nan`` (they leave avg's
+        divisor, never win max/min/median/mode); a window of nodata cells only gives nodata.
 
     Returns
     -------
@@ -112,7 +115,7 @@ def pool(x: Any, kind: str = "max", kernel: int | tuple[int, ...] = 2,
     arr = engine.prepare(x)
     plan = make_plan(arr.shape, kind, kernel, stride, padding, dilation, ceil_mode,
                      count_include_pad, divisor_override, norm, axes, output_size,
-                     ignore_nan, return_indices)
+                     ignore_nan, return_indices, nodata)
     return engine.execute(plan, arr, dtype=dtype, threads=threads)
 
 

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -162,7 +163,7 @@ def _stage(src: Path, head: NpyHeader, plan: PoolPlan, out_dt: np.dtype, out: Bi
     # A chunk's input, its output and the kernels' tiles must fit: give a chunk a third.
     budget = limit // 3
     with open(src, "rb") as f:
-        return _block(f, head, plan, out_dt, out, budget, threads, depth=0, offset=head.offset)
+        return _block(f, head, plan, out_dt, out, budget, threads)
 
 
 def _read(f: BinaryIO, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -173,41 +174,295 @@ def _read(f: BinaryIO, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> 
     return arr
 
 
-def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads, depth: int,
-           offset: int) -> int:
-    """Pool the sub-array at ``offset`` spanning axes depth.. (earlier axes fixed at one index)."""
-    shape, isz = head.shape, head.dtype.itemsize
-    lead = (1,) * depth
-    p0 = plan.axes[0]
-    in_row = math.prod(shape[depth + 1:]) * isz
-    out_row = math.prod(plan.out_shape[depth + 1:]) * out_dt.itemsize
-    chunks = 0
-    if depth < p0:
-        # A batch axis: whole entries per chunk, or descend when one entry is too large.
+@dataclass(frozen=True)
+class Slab:
+    """One chunk of an out-of-core run: a range along one axis, the axes before it fixed.
+
+    Input cells ``lead + (i0..i1,)`` (all cells of later axes) give output cells
+    ``lead + (o0..o1,)``; ``rows`` is ``execute``'s argument when ``axis`` is the first
+    pooled axis (the input range then includes the halo overlapping windows read).
+    """
+
+    lead: tuple[int, ...]
+    axis: int
+    i0: int
+    i1: int
+    o0: int
+    o1: int
+    rows: tuple[int, int, int] | None
+
+    def in_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (1,) * len(self.lead) + (self.i1 - self.i0,) + tuple(shape[self.axis + 1:])
+
+    def out_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (1,) * len(self.lead) + (self.o1 - self.o0,) + tuple(shape[self.axis + 1:])
+
+
+def slabs(plan: PoolPlan, in_itemsize: int, out_itemsize: int, budget: int,
+          align: tuple[int, ...] | None = None, depth: int = 0,
+          lead: tuple[int, ...] = ()) -> Iterator[Slab]:
+    """The chunks of an out-of-core run of ``plan``, in C order of the output, each within
+    ``budget`` bytes of input and output where possible.
+
+    Batch axes before the first pooled one are cut into whole entries (or descended into
+    when one entry is too large); the first pooled axis is cut into output rows with the
+    input rows they read. ``align`` (the output's chunk shape) rounds each step down to a
+    multiple of the output chunk, so no output chunk is written twice.
+    """
+    shape = plan.in_shape
+    in_row = math.prod(shape[depth + 1:]) * in_itemsize
+    out_row = math.prod(plan.out_shape[depth + 1:]) * out_itemsize
+    unit = 1 if align is None else align[depth]
+    if depth < plan.axes[0]:
         if in_row + out_row <= budget:
             step = max(1, budget // (in_row + out_row))
+            step = max(unit, step // unit * unit)
             for b0 in range(0, shape[depth], step):
                 b1 = min(b0 + step, shape[depth])
-                x = _read(f, offset + b0 * in_row, head.dtype, (*lead, b1 - b0, *shape[depth + 1:]))
-                res = np.empty((*lead, b1 - b0, *plan.out_shape[depth + 1:]), out_dt)
-                execute(plan, x, out=res, threads=threads, dtype=out_dt)
-                out.write(memoryview(res).cast("B"))
-                chunks += 1
-            return chunks
+                yield Slab(lead, depth, b0, b1, b0, b1, None)
+            return
         for b in range(shape[depth]):
-            chunks += _block(f, head, plan, out_dt, out, budget, threads, depth + 1,
-                             offset + b * in_row)
-        return chunks
-    # The first pooled axis: output rows per chunk, each with the input rows it reads.
+            yield from slabs(plan, in_itemsize, out_itemsize, budget, align, depth + 1,
+                             (*lead, b))
+        return
     ap = plan.axis_plans[0]
     step_in = ap.kernel if ap.adaptive else ap.stride
     rows = max(1, (budget - ap.span * in_row) // (step_in * in_row + out_row))
+    rows = max(unit, rows // unit * unit)
     for o0 in range(0, ap.out, rows):
         o1 = min(o0 + rows, ap.out)
         r0, r1 = ap.input_range(o0, o1)
-        x = _read(f, offset + r0 * in_row, head.dtype, (*lead, r1 - r0, *shape[depth + 1:]))
-        res = np.empty((*lead, o1 - o0, *plan.out_shape[depth + 1:]), out_dt)
-        execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=(o0, o1, r0))
+        yield Slab(lead, depth, r0, r1, o0, o1, (o0, o1, r0))
+
+
+def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads) -> int:
+    """Pool the file's array chunk by chunk into ``out``, in C order; returns chunks used."""
+    strides = np.cumprod((1, *head.shape[:0:-1]))[::-1]  # C-order strides in cells
+    chunks = 0
+    for s in slabs(plan, head.dtype.itemsize, out_dt.itemsize, budget):
+        start = sum(int(i) * int(st) for i, st in zip((*s.lead, s.i0), strides, strict=False))
+        x = _read(f, head.offset + start * head.dtype.itemsize, head.dtype,
+                  s.in_shape(head.shape))
+        res = np.empty(s.out_shape(plan.out_shape), out_dt)
+        execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=s.rows)
         out.write(memoryview(res).cast("B"))
         chunks += 1
     return chunks
+
+
+def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
+               axes: Any = None, dtype: Any = None, threads: int | None = None,
+               memory_limit: int | str | None = None, overwrite: bool = False,
+               force_tiled: bool = False) -> FileResult:
+    """Pool a zarr array (or a .npy file) into a new zarr store ``dst`` within
+    ``memory_limit`` bytes, chunk by chunk.
+
+    ``src`` is ``data.zarr``, ``data.zarr/path/to/array`` or a .npy file; the result is one
+    array at the root of ``dst``, whose chunks are the input's scaled by the stride. Every
+    cell equals the in-memory result, at every chunk seam (each chunk reads the halo its
+    windows need). Written under a temporary name and renamed into place.
+    """
+    from .io import zarr_store
+
+    limit = default_memory_limit() if memory_limit is None else parse_size(memory_limit)
+    if Path(dst).exists() and not overwrite:
+        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    if zarr_store.is_zarr_path(src):
+        source = zarr_store.open_input(src)
+        in_chunks = tuple(source.chunks)
+    else:
+        source = NpyRows(src)
+        in_chunks = None
+    zarr_store.require_zarr()
+    shape, in_dt = tuple(source.shape), np.dtype(source.dtype)
+    plans = pipe.plans(shape, in_dt, axes=axes)
+    result = FileResult(shape, in_dt, plans[-1].out_shape, in_dt, plans[0].axes, tiled=False)
+    tmp = zarr_store.temporary_beside(dst, "tmp")
+    temps: list[Path] = []
+    try:
+        if working_set(shape, in_dt, pipe, axes) <= limit and not force_tiled:
+            whole = source[...] if in_chunks is not None else np.load(src, allow_pickle=False)
+            out, result.stages = pipe.run(np.asarray(whole), axes=axes,
+                                          threads=threads, dtype=dtype)
+            result.output_dtype = out.dtype
+            factors = _factors(plans)
+            arr = zarr_store.create_output(tmp, out.shape, out.dtype,
+                                           zarr_store.output_chunks(in_chunks, out.shape,
+                                                                    factors))
+            arr[...] = out
+        else:
+            result.tiled = True
+            cur, chunks = source, in_chunks
+            for i, plan in enumerate(plans):
+                last = i == len(plans) - 1
+                out_dt = result_dtype(plan, np.dtype(cur.dtype), dtype if last else None)
+                target = tmp if last else zarr_store.temporary_beside(dst, f"stage{i}")
+                if not last:
+                    temps.append(target)
+                t0 = time.perf_counter()
+                out_chunks = zarr_store.output_chunks(chunks, plan.out_shape, _factors([plan]))
+                arr = zarr_store.create_output(target, plan.out_shape, out_dt, out_chunks)
+                result.chunks += _store_stage(cur, arr, plan, out_dt, limit // 3, threads)
+                result.stages.append(StageTiming(str(pipe.stages[i]), plan.in_shape,
+                                                 plan.out_shape, time.perf_counter() - t0))
+                cur, chunks = arr, out_chunks
+                result.output_dtype = out_dt
+        zarr_store.commit(tmp, dst, overwrite)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        import shutil
+
+        for t in temps:
+            shutil.rmtree(t, ignore_errors=True)
+    return result
+
+
+def _factors(plans: list[PoolPlan]) -> dict[int, float]:
+    factors: dict[int, float] = {}
+    for plan in plans:
+        for ap in plan.axis_plans:
+            factors[ap.axis] = factors.get(ap.axis, 1.0) * (ap.n / ap.out if ap.adaptive
+                                                             else ap.stride)
+    return factors
+
+
+class NpyRows:
+    """A .npy file indexed as slabs are (``a[i, j, r0:r1]``), read with plain reads rather
+    than a memory map, whose touched pages would count towards the process's memory."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
+        self.head = read_header(path)
+        if self.head.fortran_order:
+            raise PoolError(f"{path}: a Fortran-order .npy cannot be read in chunks")
+        self.shape, self.dtype, self.chunks = self.head.shape, self.head.dtype, None
+        self._strides = np.cumprod((1, *self.shape[:0:-1]))[::-1]
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        *lead, last = index if isinstance(index, tuple) else (index,)
+        if not isinstance(last, slice) or len(lead) >= len(self.shape):
+            raise TypeError("NpyRows reads slabs: fixed leading indices, then one slice")
+        r0, r1, _ = last.indices(self.shape[len(lead)])
+        start = sum(int(i) * int(st) for i, st in zip((*lead, r0), self._strides, strict=False))
+        with open(self.path, "rb") as f:
+            return _read(f, self.head.offset + start * self.dtype.itemsize, self.dtype,
+                         (r1 - r0, *self.shape[len(lead) + 1:]))
+
+
+def _store_stage(src: Any, dst: Any, plan: PoolPlan, out_dt: np.dtype, budget: int,
+                 threads: int | None, transform: Any = None) -> int:
+    """One stage from an indexable array (zarr, NpyRows) into a zarr array, slab by slab,
+    each slab a whole number of the output's chunks along its axis; ``transform`` maps each
+    input slab first (e.g. nodata cells to 0)."""
+    chunks = 0
+    in_dt = np.dtype(src.dtype)
+    for s in slabs(plan, in_dt.itemsize, out_dt.itemsize, budget, align=tuple(dst.chunks)):
+        x = np.asarray(src[(*s.lead, slice(s.i0, s.i1))]).reshape(s.in_shape(plan.in_shape))
+        if transform is not None:
+            x = transform(x)
+        res = np.empty(s.out_shape(plan.out_shape), out_dt)
+        execute(plan, x, out=res, threads=threads, dtype=out_dt, rows=s.rows)
+        dst[(*s.lead, slice(s.o0, s.o1))] = res.reshape(res.shape[len(s.lead):])
+        chunks += 1
+    return chunks
+
+
+def stream_pyramid(source: Any, writer: Any, shapes: list[tuple[int, ...]], kind: str,
+                   pooled: tuple[int, ...], facs: tuple[int, ...], *, budget: int,
+                   threads: int | None = None, nodata: Any = None, ignore_nan: bool = False,
+                   on_level: Any = None) -> None:
+    """A pyramid of ``source`` (a zarr array or NpyRows) written level by level through
+    ``writer`` (an OmeZarrWriter), slab by slab, each slab within ``budget`` bytes.
+
+    The same levels as ``pyramid()``: level i+1 pools level i as stored; avg carries the
+    sums of level-0 cells (and their counts where nodata or ignored NaN leave holes) in
+    scratch arrays and rounds each level once from them. ``on_level(i, array)`` after each.
+    """
+    from .core.kinds import check_nodata
+    from .core.plan import make_plan
+    from .pyramid import _block_counts, _mean, _sum_dtype
+
+    dt = np.dtype(source.dtype)
+    nodata = check_nodata(nodata, dt)
+    shape0 = tuple(source.shape)
+
+    def copy_plan(shape):
+        return make_plan(shape, "max", 1, axes=pooled)
+
+    def each_slab(shape, itemsize, chunks):
+        for s in slabs(copy_plan(shape), itemsize, itemsize, budget, align=chunks):
+            yield (*s.lead, slice(s.o0, s.o1)), s
+
+    level = writer.create(0, shape0, dt)
+    for idx, _ in each_slab(shape0, dt.itemsize, tuple(level.chunks)):
+        level[idx] = source[idx]
+    if on_level is not None:
+        on_level(0, level)
+
+    def pool_plan(shape, name, **kw):
+        ks = tuple(min(f, shape[a]) for a, f in zip(pooled, facs, strict=True))
+        return make_plan(shape, name, ks, ks, 0, 1, True, axes=pooled, **kw)
+
+    if kind != "avg":
+        prev = level
+        for i, shape in enumerate(shapes[1:], 1):
+            level = writer.create(i, shape, dt)
+            plan = pool_plan(tuple(prev.shape), kind, ignore_nan=ignore_nan, nodata=nodata)
+            _store_stage(prev, level, plan, dt, budget, threads)
+            if on_level is not None:
+                on_level(i, level)
+            prev = level
+        return
+
+    n0 = [shape0[a] for a in pooled]
+    top = len(shapes) - 1  # the largest block: factor**top cells per axis, or the axis
+    sdt = _sum_dtype(dt, math.prod(min(n, f**top) for n, f in zip(n0, facs, strict=True)))
+    holes = nodata is not None or (ignore_nan and dt.kind == "f")
+
+    def missing(x):
+        m = np.zeros(x.shape, bool) if nodata is None else x == nodata
+        return m | np.isnan(x) if ignore_nan and dt.kind == "f" else m
+
+    def zero_missing(x):
+        return np.where(missing(x), 0, x).astype(sdt)
+
+    def real_cells(x):
+        return (~missing(x)).astype(np.int32)
+
+    sums, counts, src_sums, src_counts = None, None, source, source
+    for i, shape in enumerate(shapes[1:], 1):
+        plan = pool_plan(tuple(src_sums.shape), "sum")
+        sums = writer.scratch(f"sums{i}", shape, sdt, _scratch_chunks(shape, pooled))
+        _store_stage(src_sums, sums, plan, sdt, budget, threads,
+                     transform=zero_missing if i == 1 and holes else None)
+        if holes:
+            counts = writer.scratch(f"counts{i}", shape, np.int32, tuple(sums.chunks))
+            _store_stage(src_counts, counts, plan, np.dtype(np.int32), budget, threads,
+                         transform=real_cells if i == 1 else None)
+        level = writer.create(i, shape, dt)
+        full = None if holes else _block_counts(shape, pooled, facs, n0, i)
+        # the sums, the counts and the float64 quotient's temporaries: ~32 bytes a cell
+        for idx, s in each_slab(shape, 16, tuple(level.chunks)):
+            x = np.asarray(sums[idx])
+            if holes:
+                div = np.asarray(counts[idx])
+            else:
+                cut = tuple(slice(0, 1) if full.shape[a] == 1 else
+                            slice(s.o0, s.o1) if a == s.axis else slice(None)
+                            for a in range(len(shape)))
+                div = full[cut].reshape(full[cut].shape[len(s.lead):])
+            level[idx] = _mean(x, div, dt, False, nodata)
+        if on_level is not None:
+            on_level(i, level)
+        if i > 1:
+            writer.drop_scratch(f"sums{i - 1}")
+            writer.drop_scratch(f"counts{i - 1}")
+        src_sums, src_counts = sums, counts
+
+
+def _scratch_chunks(shape: tuple[int, ...], pooled: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(min(n, 256) if a in pooled else 1 for a, n in enumerate(shape))

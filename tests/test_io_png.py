@@ -117,9 +117,13 @@ def test_round_trip_is_exact_across_band_and_block_seams(monkeypatch, mode, h, w
     buf = io.BytesIO()
     png.write_png(x, buf, mode, level=level, threads=3)
     data = buf.getvalue()
-    back = Image.open(io.BytesIO(data))
-    assert back.mode == mode and back.size == (w, h)
-    assert np.array_equal(np.asarray(back), x)
+    if mode in ("LA;16", "RGB;16", "RGBA;16"):
+        # Pillow reads these at 8 bits; decode_by_spec below checks the bytes instead
+        assert Image.open(io.BytesIO(data)).size == (w, h)
+    else:
+        back = Image.open(io.BytesIO(data))
+        assert back.mode == mode and back.size == (w, h)
+        assert np.array_equal(np.asarray(back), x)
     raw, bpp = png.scanlines(x, mode)
     assert np.array_equal(decode_by_spec(data, h, raw.shape[1], bpp), raw)
 

@@ -13,14 +13,15 @@ import numpy as np
 
 from ..errors import PoolError, UsageError
 from ..image import IMAGE_AXES, for_pipeline, picks_cells, run_image
-from ..io import arrays
+from ..io import arrays, tiff, zarr_store
 from ..io.atomic import atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import check_settings_apply, write_image
 from ..io.modes import MODES
 from ..io.sniff import format_from_suffix, sniff_format
+from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
-from ..tiled import default_memory_limit, pool_file, read_header, working_set
+from ..tiled import default_memory_limit, pool_file, pool_store, read_header, working_set
 from .jobs import STDIO, Job, Options
 from .report import FileRecord, peak_rss_bytes
 
@@ -78,7 +79,7 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
     except FileExistsError as e:
         rec.error = str(e)
         rec.exists = True
-    except (ImageReadError, arrays.ArrayReadError) as e:
+    except (ImageReadError, arrays.ArrayReadError, tiff.TiffReadError) as e:
         rec.error = f"cannot read: {e}"
     except UsageError as e:
         # The options cannot apply to this kind of input: the batch stops here.
@@ -103,6 +104,8 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
 def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: float,
          stdin: BinaryIO | None, stdout: BinaryIO | None) -> list[FileRecord]:
     t0 = time.perf_counter()
+    if STDIO not in (job.src, job.dest) and (is_zarr_path(job.src) or is_zarr_path(job.dest)):
+        return _run_zarr(job, pipe, opts, rec, t0, t_start)
     if job.src == STDIO:
         data: bytes | None = (stdin.read() if stdin is not None else b"")
         head = data[:16]
@@ -118,6 +121,11 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
     out_format = _out_format(job, in_format, opts)
     if in_format in ("npy", "npz") and out_format not in ("npy", "npz"):
         raise UsageError(f"an array cannot be written as {out_format}; use .npy or .npz")
+    src: Any = data if data is not None else job.src
+    if in_format == "tiff" and (opts.axes is not None or opts.dtype is not None
+                                or tiff.needs_tifffile(src)):
+        # a stack, or samples Pillow would not hold exactly: one array through tifffile
+        return _run_tiff(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
     # Options that cannot apply are refused before any decoding.
     try:
         check_settings_apply(out_format, opts.quality, opts.compress_level)
@@ -142,13 +150,16 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
             rec.pool_seconds = sum(s.seconds for s in res.stages)
             rec.seconds = time.perf_counter() - t_start
             return [rec]
-    src: Any = data if data is not None else job.src
     if in_format in ("npy", "npz"):
         return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
     # a palette stays indices (and its palette) when the kinds pick cells: label images
     img = for_pipeline(read_image(src, max_pixels=opts.max_pixels,
                                   keep_palette=picks_cells(pipe)), pipe)
     rec.load_seconds = time.perf_counter() - t0
+    return _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout)
+
+
+def _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout):
     arr = img.array
     rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), IMAGE_AXES
     t1 = time.perf_counter()
@@ -172,6 +183,104 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         _write(job, opts, stdout, lambda f: write_image(
             out, f, img, format=out_format, quality=opts.quality, compress_level=level,
             threads=opts.threads))
+    rec.save_seconds = time.perf_counter() - t2
+    rec.seconds = time.perf_counter() - t_start
+    return [rec]
+
+
+def _run_zarr(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t0: float,
+              t_start: float) -> list[FileRecord]:
+    """A zarr store in or out: streamed chunk by chunk within the memory limit."""
+    limit = opts.memory_limit or default_memory_limit()
+    if is_zarr_path(job.src):
+        fill = zarr_store.open_input(job.src).fill_value
+        rec.notes = _nodata_notes(pipe, "fill_value", None if fill is None or fill == 0
+                                  or fill != fill else fill)
+    if is_zarr_path(job.dest):
+        if not (is_zarr_path(job.src) or format_from_suffix(job.src) == "npy"):
+            raise UsageError("a .zarr output is made from a zarr array or a .npy file")
+        res = pool_store(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
+                         threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite)
+        rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
+        rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
+        rec.axes, rec.stages = res.axes, res.stages
+        rec.pool_seconds = sum(s.seconds for s in res.stages)
+        rec.seconds = time.perf_counter() - t_start
+        return [rec]
+    out_format = _out_format(job, "zarr", opts)
+    if out_format not in ("npy", "npz"):
+        raise UsageError(f"a zarr array is written as zarr, npy or npz, not {out_format}")
+    source = zarr_store.open_input(job.src)
+    if working_set(tuple(source.shape), source.dtype, pipe, opts.axes) > limit:
+        raise PoolError(f"{job.src} is larger than `memory_limit` for a .{out_format} "
+                        "output; write a .zarr output, which is made chunk by chunk")
+    arr = np.asarray(source[...])
+    rec.load_seconds = time.perf_counter() - t0
+    rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
+    t1 = time.perf_counter()
+    out, rec.stages = pipe.run(arr, axes=opts.axes, threads=opts.threads, dtype=opts.dtype)
+    rec.pool_seconds = time.perf_counter() - t1
+    rec.axes = pipe.plans(arr.shape, arr.dtype, axes=opts.axes)[0].axes
+    rec.output_shape, rec.output_dtype = out.shape, str(out.dtype)
+    t2 = time.perf_counter()
+    if out_format == "npy":
+        _write(job, opts, None, lambda f: arrays.write_npy(out, f))
+    else:
+        _write(job, opts, None, lambda f: arrays.write_npz({"array": out}, f))
+    rec.save_seconds = time.perf_counter() - t2
+    rec.seconds = time.perf_counter() - t_start
+    return [rec]
+
+
+def _nodata_notes(pipe: Pipeline, what: str, value: Any) -> list[str]:
+    """A note when the input names a nodata value that no stage applies (never silently)."""
+    if value is None or any("nodata" in st.options for st in pipe.stages):
+        return []
+    return [f"the file's {what} is {value}; it is not applied: give nodata={value} to "
+            "skip those cells"]
+
+
+def pooling_factors(pipe: Pipeline, shape: tuple[int, ...], dtype: Any,
+                    axes: Any) -> dict[int, float]:
+    """Input cells per output cell on each pooled axis, over every stage: the strides'
+    product (n/out for an adaptive axis), by which a resolution is scaled."""
+    factors: dict[int, float] = {}
+    for plan in pipe.plans(shape, dtype, axes=axes):
+        for ap in plan.axis_plans:
+            f = ap.n / ap.out if ap.adaptive else ap.stride
+            factors[ap.axis] = factors.get(ap.axis, 1.0) * f
+    return factors
+
+
+def _run_tiff(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
+    """A TIFF read whole by tifffile (every page, any samples) and written back as one."""
+    stack = tiff.read_tiff(src)
+    rec.load_seconds = time.perf_counter() - t0
+    if out_format not in ("tiff", "npy", "npz"):
+        img = tiff.as_image(stack)
+        if img is None or opts.axes is not None:
+            raise ValueError(f"a TIFF of shape {stack.array.shape} (axes {stack.axes}) is "
+                             f"written as tiff, npy or npz, not {out_format}; use format=tiff")
+        return _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout)
+    arr = stack.array
+    rec.notes = _nodata_notes(pipe, "GDAL_NODATA tag", stack.gdal_nodata)
+    axes = opts.axes if opts.axes is not None else stack.image_axes
+    rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
+    # a TIFF keeps its sample type, as an image keeps its mode; an array takes the result's
+    dtype = opts.dtype if opts.dtype is not None or out_format != "tiff" else arr.dtype
+    t1 = time.perf_counter()
+    out, rec.stages = pipe.run(arr, axes=axes, threads=opts.threads, dtype=dtype)
+    rec.pool_seconds = time.perf_counter() - t1
+    rec.axes = pipe.plans(arr.shape, arr.dtype, axes=axes)[0].axes
+    rec.output_shape, rec.output_dtype = out.shape, str(out.dtype)
+    t2 = time.perf_counter()
+    if out_format == "tiff":
+        result = tiff.scaled(stack, out, pooling_factors(pipe, arr.shape, arr.dtype, axes))
+        _write(job, opts, stdout, lambda f: tiff.write_tiff(result, f))
+    elif out_format == "npy":
+        _write(job, opts, stdout, lambda f: arrays.write_npy(out, f))
+    else:
+        _write(job, opts, stdout, lambda f: arrays.write_npz({"image": out}, f))
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start
     return [rec]

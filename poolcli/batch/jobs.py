@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..io.sniff import ARRAY_SUFFIXES, IMAGE_SUFFIXES, SUFFIX_OF, format_from_suffix
+from ..io.zarr_store import is_zarr_path
 
 SUPPORTED = IMAGE_SUFFIXES | ARRAY_SUFFIXES
 STDIO = "-"
@@ -91,7 +92,7 @@ def expand(inputs: list[str], recursive: bool = False, pattern: str | None = Non
             pairs.append((STDIO, None))
             continue
         p = Path(name)
-        if p.is_dir():
+        if p.is_dir() and not is_zarr_path(name):  # a zarr store is one input
             found = list(walk(p, recursive, pattern))
             if skip is not None and skip.resolve() != p.resolve():
                 found = [f for f in found if not f.resolve().is_relative_to(skip.resolve())]
@@ -126,7 +127,7 @@ def unsearched_folders(inputs: list[str]) -> int:
     """How many sub-folders of the folder inputs a search without ``recursive`` skips."""
     count = 0
     for name in inputs:
-        if name != STDIO and os.path.isdir(name):
+        if name != STDIO and os.path.isdir(name) and not is_zarr_path(name):
             try:
                 count += sum(1 for e in os.scandir(name)
                              if e.is_dir() and not e.name.startswith("."))
@@ -171,7 +172,11 @@ def plan_jobs(inputs: list[str], output: str | None, tag: str, *, recursive: boo
     out_dir: Path | None = None
     # A trailing slash says "a folder" even for one input that does not exist yet.
     as_folder = output is not None and output.endswith(("/", os.sep))
-    if output is not None and output != STDIO and (many or as_folder or Path(output).is_dir()):
+    if output is not None and is_zarr_path(output) and not as_folder:
+        if many:
+            raise UsageError(f"output={output} is one zarr store; give one input")
+    elif output is not None and output != STDIO and (many or as_folder
+                                                      or Path(output).is_dir()):
         out_dir = Path(output)
         if out_dir.exists() and not out_dir.is_dir():
             raise UsageError(f"output={output} is a file, but {len(pairs)} inputs need a folder")

@@ -33,6 +33,7 @@ class FileRecord:
     usage_error: bool = False  # the options cannot apply to this input (exit status 2)
     stop: bool = False  # ... nor to any input like it: the batch stops
     exists: bool = False  # failed only because its output exists (no --overwrite)
+    notes: list[str] = field(default_factory=list)  # warnings about this input's data
     pid: int = 0  # the process that did the work, and its peak RSS then (-j workers)
     process_peak_rss: int = 0
 

@@ -181,13 +181,13 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
 
 def _notes(pipe: Pipeline, rec: FileRecord) -> list[str]:
     if rec.input_shape is None:
-        return []
+        return list(rec.notes)
     try:
         plans = pipe.plans(rec.input_shape, axes=rec.axes)
     except PoolError:
-        return []
-    return [f"{p.kind} stage {i + 1}: {n}" if len(plans) > 1 else n
-            for i, p in enumerate(plans) for n in p.notes()]
+        return list(rec.notes)
+    return [*rec.notes, *(f"{p.kind} stage {i + 1}: {n}" if len(plans) > 1 else n
+                          for i, p in enumerate(plans) for n in p.notes())]
 
 
 __all__ = ["STDIO", "BatchOptions", "BatchResult", "Listener", "Tally", "plan", "run"]

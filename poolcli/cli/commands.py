@@ -32,6 +32,7 @@ from .options import (
     Jobs,
     Kernel,
     MemLimit,
+    NoData,
     Norm,
     Output,
     OutSize,
@@ -63,7 +64,7 @@ EPILOG = (
     "  poolcli max scan.npy --axes 0,1 --report json\n\n"
     "Exit status: 0 done, 1 some inputs failed, 2 usage error, 130 interrupted."
 )
-class _Command(TyperCommand):
+class Command(TyperCommand):
     """A command whose usage line reads ``INPUT...``, not Typer's ``{INPUT}``."""
 
     def collect_usage_pieces(self, ctx):
@@ -71,10 +72,10 @@ class _Command(TyperCommand):
                 for p in super().collect_usage_pieces(ctx)]
 
 
-def _command(name: str | None = None, *, help: str, **kw):
+def register(name: str | None = None, *, help: str, **kw):
     """app.command with the whole description in the command list (Click cuts it at 45
     characters, mid-sentence) and the usage line as users write it."""
-    return app.command(name=name, cls=_Command, short_help=help, help=help, **kw)
+    return app.command(name=name, cls=Command, short_help=help, help=help, **kw)
 
 
 app = typer.Typer(name="poolcli", help="Pool images and N-d arrays: max, min, avg, sum, l2, "
@@ -92,7 +93,8 @@ def _kind_command(kind: str, name: str):
                 count_include_pad: CountPad = None, divisor: Divisor = None,
                 norm: Norm = None, axes: Axes = None, output_size: OutSize = None,
                 global_: Global = False, ignore_nan: IgnoreNan = False,
-                output: Output = None, format: Format = None, overwrite: Overwrite = False,
+                nodata: NoData = None, output: Output = None, format: Format = None,
+                overwrite: Overwrite = False,
                 dtype: DType = None, jobs: Jobs = None, report: Report = None,
                 report_file: ReportFile = None, quiet: Quiet = False,
                 fail_fast: FailFast = False, memory_limit: MemLimit = None,
@@ -100,7 +102,8 @@ def _kind_command(kind: str, name: str):
                 premultiply: Premult = None, quality: Quality = None,
                 compress_level: Compress = None) -> None:
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
-                           count_include_pad, divisor, norm, output_size, global_, ignore_nan)
+                           count_include_pad, divisor, norm, output_size, global_, ignore_nan,
+                           nodata)
         raise typer.Exit(_run(Pipeline([stage]), name, inputs, locals()))
     return command
 
@@ -111,9 +114,9 @@ def _kind_help(kind: str) -> str:
 
 
 for _kind in KINDS:
-    _command(_kind, help=_kind_help(_kind), epilog=EPILOG)(_kind_command(_kind, _kind))
+    register(_kind, help=_kind_help(_kind), epilog=EPILOG)(_kind_command(_kind, _kind))
 for _alias, _kind in ALIASES.items():  # `poolcli mean` is avg; listed in avg's summary
-    _command(_alias, help=_kind_help(_kind), epilog=EPILOG, hidden=True)(
+    register(_alias, help=_kind_help(_kind), epilog=EPILOG, hidden=True)(
         _kind_command(_kind, _alias))
 
 
@@ -143,7 +146,7 @@ def _pipeline(text: str | None, pipeline_file: Path | None) -> Pipeline:
     return Pipeline.parse(text)
 
 
-@_command(help="Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'.", epilog=EPILOG)
+@register(help="Run a pipeline of stages such as 'max:k=3,s=2,p=1 | avg:k=2'.", epilog=EPILOG)
 def run(args: Annotated[list[str], typer.Argument(
             help="PIPELINE then INPUT... (only INPUT... with --pipeline-file)",
             metavar="PIPELINE INPUT...", show_default=False)],
@@ -159,21 +162,30 @@ def run(args: Annotated[list[str], typer.Argument(
     raise typer.Exit(_run(pipe, "pooled", inputs, locals()))
 
 
-@_command(help="Shapes after each stage and the arithmetic per axis; no data is processed.",
-          epilog=EPILOG)
+@register(help="Shapes after each stage and the arithmetic per axis (or a pyramid's "
+          "levels, with PIPELINE 'pyramid'); no data is processed.", epilog=EPILOG)
 def plan(args: Annotated[list[str] | None, typer.Argument(
              help="PIPELINE (unless --pipeline-file), then an INPUT unless --shape is given",
              metavar="[PIPELINE] [INPUT]", show_default=False)] = None,
          shape: Annotated[str | None, typer.Option(
              "--shape", metavar="224x224x3",
              help="plan for this shape; HxWxC with C <= 4 is an image (pools H, W)")] = None,
-         axes: Axes = None, pipeline_file: PipeFile = None) -> None:
+         axes: Axes = None, pipeline_file: PipeFile = None,
+         levels: Annotated[int | None, typer.Option(
+             "--levels", metavar="N", help="with PIPELINE 'pyramid': levels after level 0")]
+         = None,
+         min_size: Annotated[int, typer.Option(
+             "--min-size", metavar="PX", help="with 'pyramid': stop at this size")] = 1,
+         factor: Annotated[str | None, typer.Option(
+             "-k", "--factor", metavar="2|2x2x1", help="with 'pyramid': the factor")] = None,
+         ) -> None:
     from ..io.headers import describe_input
-    from .text import plan_text
+    from .text import plan_text, pyramid_text
 
     args = args or []
     text, rest = (None, args) if pipeline_file else (args[0] if args else None, args[1:])
-    pipe = _pipeline(text, pipeline_file)
+    is_pyramid = text is not None and text.strip().lower() == "pyramid"
+    pipe = None if is_pyramid else _pipeline(text, pipeline_file)
     ax = parse_axes(axes)
     if shape is not None and rest:
         raise UsageError("give either --shape or an INPUT, not both")
@@ -199,10 +211,14 @@ def plan(args: Annotated[list[str] | None, typer.Argument(
             ax = (0, 1)
     else:
         raise UsageError("plan needs --shape (e.g. 224x224x3) or one INPUT")
+    if pipe is None:
+        fac = 2 if factor is None else ints("--factor", factor)
+        print(pyramid_text(tuple(dims), levels, fac, ax, min_size, source))
+        return
     print(plan_text(pipe, tuple(dims), ax, source))
 
 
-@_command(help="Shape, dtype, image mode and size of each input, from headers only.",
+@register(help="Shape, dtype, image mode and size of each input, from headers only.",
           epilog=EPILOG)
 def info(inputs: Inputs, recursive: Recursive = False, glob: Glob = None) -> None:
     from ..batch.jobs import expand
@@ -220,7 +236,7 @@ def info(inputs: Inputs, recursive: Recursive = False, glob: Glob = None) -> Non
     raise typer.Exit(status)
 
 
-@_command(help="Time the core on synthetic data: median ms and the ratio to a copy.")
+@register(help="Time the core on synthetic data: median ms and the ratio to a copy.")
 def bench(shape: Annotated[str, typer.Option(
               "--shape", metavar="4096x4096", help="the synthetic array's shape; the last "
               "two axes are pooled")] = "4096x4096",
@@ -255,3 +271,7 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version,
                                                 is_eager=True, help="print the version")]
           = False) -> None:
     """Pool images and N-d arrays from the shell."""
+
+
+# `poolcli pyramid` lives in its own module, which adds its command to this app.
+from . import pyramid as _pyramid  # noqa: E402, F401

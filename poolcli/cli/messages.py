@@ -22,6 +22,7 @@ FLAGS: dict[str, str] = {
     "output_size": "--output-size",
     "axes": "--axes",
     "ignore_nan": "--ignore-nan",
+    "nodata": "--nodata",
     "output": "-o",
     "format": "--format",
     "overwrite": "--overwrite",

@@ -36,7 +36,7 @@ def parse_axes(text: str | None) -> tuple[int, ...] | None:
     return (ax,) if isinstance(ax, int) else ax
 
 
-def _value(param: str, flag: str, text: str) -> Any:
+def option_value(param: str, flag: str, text: str) -> Any:
     try:
         return parse_value(param, text.replace(",", "x"), flag)
     except PoolError as e:
@@ -48,13 +48,13 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
                ceil_mode: bool = False, count_include_pad: bool | None = None,
                divisor: float | None = None, norm: float | None = None,
                output_size: str | None = None, global_: bool = False,
-               ignore_nan: bool = False) -> Stage:
+               ignore_nan: bool = False, nodata: str | None = None) -> Stage:
     """One pipeline stage from a KIND command's stage options (UsageError if they clash)."""
     opts: dict[str, Any] = {}
     if global_ and output_size:
         raise UsageError("--global and --output-size both set the output size; give one")
     out_size = 1 if global_ else (None if output_size is None else
-                                  _value("output_size", "--output-size", output_size))
+                                  option_value("output_size", "--output-size", output_size))
     if out_size is not None:
         given = [name for name, val in (("-k", kernel), ("-s", stride), ("-p", padding),
                                         ("-d", dilation), ("--ceil-mode", ceil_mode or None))
@@ -65,12 +65,12 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
                              f"{', '.join(given)}")
         opts["output_size"] = out_size
     else:
-        opts["kernel"] = 2 if kernel is None else _value("kernel", "--kernel", kernel)
+        opts["kernel"] = 2 if kernel is None else option_value("kernel", "--kernel", kernel)
         for param, flag, text in (("stride", "--stride", stride),
                                   ("padding", "--padding", padding),
                                   ("dilation", "--dilation", dilation)):
             if text is not None:
-                opts[param] = _value(param, flag, text)
+                opts[param] = option_value(param, flag, text)
         if ceil_mode:
             opts["ceil_mode"] = True
     for key, val in (("count_include_pad", count_include_pad), ("divisor_override", divisor),
@@ -79,6 +79,8 @@ def make_stage(kind: str, kernel: str | None = None, stride: str | None = None,
             opts[key] = val
     if ignore_nan:
         opts["ignore_nan"] = True
+    if nodata is not None:
+        opts["nodata"] = option_value("nodata", "--nodata", nodata)
     return Stage(kind, opts)
 
 
@@ -121,7 +123,7 @@ def make_options(axes: str | None, dtype: str | None, fmt: str | None, overwrite
 # --- shared options, declared once -------------------------------------------------------
 
 
-def _opt(*names: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
+def option(*names: str, help: str, metavar: str | None = None, **kw: Any) -> Any:
     return typer.Option(*names, help=help, metavar=metavar, show_default=False, **kw)
 
 
@@ -130,64 +132,67 @@ Inputs = Annotated[list[str], typer.Argument(
     show_default=False)]
 
 # stage options
-Kernel = Annotated[str | None, _opt("-k", "--kernel", metavar="K",
+Kernel = Annotated[str | None, option("-k", "--kernel", metavar="K",
                                     help="window: 2, or 3x2 per axis (default 2)")]
-Stride = Annotated[str | None, _opt("-s", "--stride", metavar="S",
+Stride = Annotated[str | None, option("-s", "--stride", metavar="S",
                                     help="step: 2 or 2x1 (default: the kernel)")]
-Padding = Annotated[str | None, _opt("-p", "--padding", metavar="P",
+Padding = Annotated[str | None, option("-p", "--padding", metavar="P",
                                      help="1, 1x0, same or valid (default 0)")]
-Dilation = Annotated[str | None, _opt("-d", "--dilation", metavar="D",
+Dilation = Annotated[str | None, option("-d", "--dilation", metavar="D",
                                       help="spacing of a window's cells (default 1)")]
-Ceil = Annotated[bool, _opt("--ceil-mode", help="ceil instead of floor: keep a last partial "
+Ceil = Annotated[bool, option("--ceil-mode", help="ceil instead of floor: keep a last partial "
                             "window (PyTorch)")]
-CountPad = Annotated[bool | None, _opt(
+CountPad = Annotated[bool | None, option(
     "--count-include-pad/--no-count-include-pad",
     help="padded zeros count in avg/l2 (default: yes, but not with -p same)")]
-Divisor = Annotated[float | None, _opt("--divisor", metavar="X",
+Divisor = Annotated[float | None, option("--divisor", metavar="X",
                                        help="avg divides by X instead of the cell count")]
-Norm = Annotated[float | None, _opt("--norm", metavar="P", help="p of lp (default 2)")]
-Axes = Annotated[str | None, _opt("--axes", metavar="0,1",
+Norm = Annotated[float | None, option("--norm", metavar="P", help="p of lp (default 2)")]
+Axes = Annotated[str | None, option("--axes", metavar="0,1",
                                   help="pooled axes of arrays (default: the last two)")]
-OutSize = Annotated[str | None, _opt("--output-size", metavar="7x7",
+OutSize = Annotated[str | None, option("--output-size", metavar="7x7",
                                      help="adaptive pooling to this size")]
-Global = Annotated[bool, _opt("--global", help="one window per axis (global pooling)")]
-IgnoreNan = Annotated[bool, _opt("--ignore-nan", help="skip NaN cells")]
+Global = Annotated[bool, option("--global", help="one window per axis (global pooling)")]
+IgnoreNan = Annotated[bool, option("--ignore-nan", help="skip NaN cells")]
+NoData = Annotated[str | None, option("--nodata", metavar="VALUE",
+                                    help="skip cells equal to VALUE; a window of them only "
+                                    "gives VALUE")]
 
 # output options
-Output = Annotated[str | None, _opt(
+Output = Annotated[str | None, option(
     "-o", "--output", metavar="PATH",
     help="a file for one input, a folder for many (or ending in /), - for standard output; "
     "default: beside each input as NAME.KIND.EXT")]
-Format = Annotated[str | None, _opt("--format", metavar="FMT",
+Format = Annotated[str | None, option("--format", metavar="FMT",
                                     help="png, jpg, tiff, bmp, webp, gif, npy or npz "
                                     "(default: the output's suffix, else the input's)")]
-Overwrite = Annotated[bool, _opt("--overwrite", help="replace existing outputs (never inputs)")]
-DType = Annotated[str | None, _opt("--dtype", metavar="DTYPE",
+Overwrite = Annotated[bool, option("--overwrite", help="replace existing outputs (never inputs)")]
+DType = Annotated[str | None, option("--dtype", metavar="DTYPE",
                                    help="dtype of array outputs, e.g. float32")]
-Jobs = Annotated[int | None, _opt(
+Jobs = Annotated[int | None, option(
     "-j", "--jobs", metavar="N",
     help="files at once, in worker processes (default: all cores for batches of 16 MB of "
     "input or more and 4 files per worker; a smaller batch runs in one process, each file "
     "pooled on all cores)")]
-Report = Annotated[str | None, _opt(
+Report = Annotated[str | None, option(
     "--report", metavar="table|json|none",
     help="on standard error (default: table on a terminal, else none)")]
-ReportFile = Annotated[Path | None, _opt("--report-file", metavar="PATH",
+ReportFile = Annotated[Path | None, option("--report-file", metavar="PATH",
                                          help="write the JSON report here")]
-Quiet = Annotated[bool, _opt("-q", "--quiet", help="no progress, warnings or table")]
-FailFast = Annotated[bool, _opt("--fail-fast", help="stop at the first failed input")]
-MemLimit = Annotated[str | None, _opt(
+Quiet = Annotated[bool, option("-q", "--quiet", help="no progress, warnings or table")]
+FailFast = Annotated[bool, option("--fail-fast", help="stop at the first failed input")]
+MemLimit = Annotated[str | None, option(
     "--memory-limit", metavar="SIZE",
     help="e.g. 512MB, 2GiB; a larger .npy is pooled in chunks (default: a quarter of RAM)")]
-Recursive = Annotated[bool, _opt("-r", "--recursive", help="search folders' sub-folders")]
-Glob = Annotated[str | None, _opt("--glob", metavar="PATTERN",
+Recursive = Annotated[bool, option("-r", "--recursive", help="search folders' sub-folders")]
+Glob = Annotated[str | None, option("--glob", metavar="PATTERN",
                                   help="only files whose names match, e.g. '*.png'")]
-Premult = Annotated[bool | None, _opt("--premultiply/--no-premultiply",
+Premult = Annotated[bool | None, option("--premultiply/--no-premultiply",
                                help="avg weights colour by alpha (default: yes)")]
-Quality = Annotated[int | None, _opt("--quality", metavar="1-100",
+Quality = Annotated[int | None, option("--quality", metavar="1-100",
                                      help="JPEG/WebP quality (default 90; WebP lossless when "
                                      "unset)")]
-Compress = Annotated[int | None, _opt("--compress-level", metavar="0-9",
+Compress = Annotated[int | None, option("--compress-level", metavar="0-9",
                                       help="PNG zlib level (default 4; 1 is fast)")]
-PipeFile = Annotated[Path | None, _opt("--pipeline-file", metavar="TOML",
+PipeFile = Annotated[Path | None, option("--pipeline-file", metavar="TOML",
                                        help="a pipeline file of [[stage]] tables")]

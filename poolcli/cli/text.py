@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -38,6 +39,20 @@ def plan_text(pipe: Pipeline, shape: tuple[int, ...], axes: Any, source: str) ->
         lines.extend("  " + ap.describe() for ap in p.axis_plans)
         lines.extend("  note: " + flag_words(n) for n in p.notes())
     lines.append(f"output shape {dims(pipe.output_shape(shape, axes=axes))}")
+    return "\n".join(lines)
+
+
+def pyramid_text(shape: tuple[int, ...], levels: int | None, factor: Any, axes: Any,
+                 min_size: int, source: str) -> str:
+    """A pyramid's levels, shapes and scales, as `poolcli plan pyramid` prints them."""
+    from ..pyramid import level_shapes, resolve
+
+    pooled, facs = resolve(shape, factor, axes)
+    lines = [f"pyramid of {source}: pooled axes {', '.join(map(str, pooled))}, "
+             f"factor {dims(facs)}, ceil mode (edge cells are kept)"]
+    for i, s in enumerate(level_shapes(shape, levels, factor, axes, min_size)):
+        scale = dims(tuple(f**i for f in facs))
+        lines.append(f"level {i}: {dims(s)} ({math.prod(s):,} cells, scale {scale})")
     return "\n".join(lines)
 
 

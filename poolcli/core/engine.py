@@ -42,6 +42,7 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     """
     nthreads = resolve_threads(threads)
     kind = K.KINDS[plan.kind]
+    K.check_nodata(plan.nodata, x.dtype)
     final = K.result_dtype(plan, x.dtype, dtype)
     if rows is None:
         fast = try_fast(plan, x, final, nthreads, out)
@@ -234,7 +235,8 @@ def _select_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, tile, off=(0, 0)
     src = xr[b0:b1, r0 - off[0]:r1 - off[0]]
     dest = res[b0:b1, o0 - off[1]:o1 - off[1]]
     steps = list(_steps(plan, axes_r, o0, o1, r0))
-    views = gather.full_window_views(plan, src, steps) if kind.name == "median" else None
+    views = (gather.full_window_views(plan, src, steps)
+             if kind.name == "median" and plan.nodata is None else None)
     if views is not None:
         # Every window is whole: select the median from the window's views with a
         # comparator network, without gathering a window stack. Each view is copied to
@@ -249,6 +251,6 @@ def _select_tile(kind: K.Kind, plan: PoolPlan, xr, axes_r, res, tile, off=(0, 0)
     stack, valid = gather.window_stack(src, axes_r, plan.axis_plans,
                                   tuple((lo, hi) for _, _, lo, hi, _, _ in steps),
                                   tuple(s[4] for s in steps))
-    K.store(dest, gather.select(kind, stack, valid, plan.ignore_nan))
+    K.store(dest, gather.select(kind, stack, valid, plan.ignore_nan, plan.nodata))
 
 

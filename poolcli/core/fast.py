@@ -159,7 +159,8 @@ def plan_job(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype):
     axis stands in for o1.
     """
     axes = plan.axes
-    if (plan.return_indices or x.shape != plan.in_shape or not x.flags.c_contiguous
+    if (plan.return_indices or plan.nodata is not None  # missing cells: the engine's rules
+            or x.shape != plan.in_shape or not x.flags.c_contiguous
             or not x.dtype.isnative  # lanes reinterpret bytes: native order only
             or axes != tuple(range(axes[0], axes[0] + len(axes)))):
         return None

@@ -52,9 +52,13 @@ def window_stack(src: np.ndarray, axes: tuple[int, ...], aps: tuple, ranges: tup
 
 
 def select(kind: Kind, stack: np.ndarray, valid: np.ndarray | None,
-           ignore_nan: bool) -> np.ndarray:
-    """Median or mode over the trailing window axis; padded cells and (optionally) NaN skipped."""
+           ignore_nan: bool, nodata: Any = None) -> np.ndarray:
+    """Median or mode over the trailing window axis; padded cells, ``nodata`` cells and
+    (optionally) NaN skipped. A window with no cell left gives nodata (or NaN)."""
     dt = stack.dtype
+    if nodata is not None:
+        keep = stack != nodata
+        valid = keep if valid is None else valid & keep
     is_float = dt.kind == "f"
     nan = np.isnan(stack) if is_float else None
     has_nan = nan is not None and bool(nan.any())
@@ -84,6 +88,8 @@ def select(kind: Kind, stack: np.ndarray, valid: np.ndarray | None,
         else:
             any_nan = nan.any(axis=-1) if valid is None else (nan & valid).any(axis=-1)
             res = np.where(any_nan, np.nan, res)
+    if nodata is not None:
+        res = np.where(count == 0, np.array(nodata).astype(dt), res)
     return res.astype(dt, copy=False)
 
 

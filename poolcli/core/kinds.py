@@ -157,11 +157,47 @@ def acc_dtype(kind: Kind, dt: np.dtype, plan: Any) -> np.dtype:
     return dt
 
 
-def prepare(kind: Kind, tile: np.ndarray, plan: Any) -> np.ndarray:
-    """Transform input cells before combining (squares, |x|**p, NaN -> 0 when ignored)."""
+def missing_cells(kind: Kind, plan: Any, tile: np.ndarray) -> np.ndarray | None:
+    """Cells a window skips: equal to ``nodata``, and NaN with ``ignore_nan``.
+
+    None when no cell is skipped, or when a kind's combining rule skips them itself (max
+    and min with ``ignore_nan`` only: fmax and fmin pass NaN over).
+    """
+    nan = plan.ignore_nan and tile.dtype.kind == "f"
+    if plan.nodata is None and not (nan and kind.combine is np.add):
+        return None
+    miss = tile == plan.nodata if plan.nodata is not None else None
+    if nan:
+        miss = np.isnan(tile) if miss is None else miss | np.isnan(tile)
+    return miss if miss is not None and miss.any() else None
+
+
+def check_nodata(v: Any, dt: np.dtype) -> Any:
+    """``nodata`` value ``v`` (None: none) for an array of ``dt``; PoolError when it
+    cannot occur in such an array. Integral floats become ints."""
+    if v is None or dt.kind == "f":
+        return v
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if dt.kind == "b":
+        if v not in (0, 1):
+            raise PoolError(f"nodata={v} cannot occur in a bool array; use 0 or 1")
+        return v
+    info = np.iinfo(dt)
+    if not (isinstance(v, int) and info.min <= v <= info.max):
+        raise PoolError(f"nodata={v} cannot occur in a {dt} array; use an integer in "
+                        f"{info.min}..{info.max}")
+    return v
+
+
+def prepare(kind: Kind, tile: np.ndarray, plan: Any,
+            missing: np.ndarray | None = None) -> np.ndarray:
+    """Transform input cells before combining (squares, |x|**p); ``missing`` cells (nodata,
+    ignored NaN) become the value that leaves a window's result unchanged."""
     if kind.power is None:
-        if plan.ignore_nan and kind.combine is np.add and tile.dtype.kind == "f":
-            return np.where(np.isnan(tile), 0, tile)
+        if missing is not None:
+            fill = 0 if kind.combine is np.add else identity_of(kind, plan, tile.dtype)
+            return np.where(missing, np.array(fill).astype(tile.dtype), tile)
         return tile
     t = tile.astype(compute_float(tile.dtype))
     if kind.power == "norm" and np.isinf(plan.norm):
@@ -172,8 +208,8 @@ def prepare(kind: Kind, tile: np.ndarray, plan: Any) -> np.ndarray:
         np.abs(t, out=t)
         if plan.norm != 1:
             np.power(t, plan.norm, out=t)
-    if plan.ignore_nan:
-        t[np.isnan(t)] = 0
+    if missing is not None:
+        t[missing] = 0
     return t
 
 
@@ -238,20 +274,17 @@ def pool_separable(kind: Kind, plan: Any, src: np.ndarray, dest: np.ndarray,
     """
     acc_dt = acc_dtype(kind, src.dtype, plan)
     natural = kind.out_dtype(src.dtype)
-    nan_count = None
-    if plan.ignore_nan and kind.combine is np.add and src.dtype.kind == "f":
-        nans = np.isnan(src)
-        if nans.any():
-            nan_count = combine(nans, np.add, 0, np.dtype(np.int32))
-    finishing = kind.power is not None or nan_count is not None
+    missing = missing_cells(kind, plan, src)
+    miss_count = None if missing is None else combine(missing, np.add, 0, np.dtype(np.int32))
+    finishing = kind.power is not None or miss_count is not None
     direct = not finishing and acc_dt == natural == dest.dtype
-    acc = combine(prepare(kind, src, plan), combiner(kind, plan),
+    acc = combine(prepare(kind, src, plan, missing), combiner(kind, plan),
                   identity_of(kind, plan, acc_dt), acc_dt, out=dest if direct else None)
     if direct:
         if kind.divides:  # avg of floats: divide in place, in the output itself
             np.divide(dest, count(plan.count_include_pad), out=dest)
         return
-    if (kind.divides and kind.power is None and dest.dtype.kind in "iu"
+    if (kind.divides and kind.power is None and dest.dtype.kind in "iu" and miss_count is None
             and src.dtype.kind in "biu" and plan.divisor_override is None
             and plan.window_size * _max_abs(src.dtype) < 2**23):
         # Integer in, integer out: float32 division then rint is exact below 2**23
@@ -263,18 +296,20 @@ def pool_separable(kind: Kind, plan: Any, src: np.ndarray, dest: np.ndarray,
             np.clip(val, info.min, info.max, out=val)
         np.copyto(dest, val, casting="unsafe")
         return
-    val = finish(kind, plan, acc, src.dtype, count, nan_count)
+    val = finish(kind, plan, acc, src.dtype, count, miss_count)
     store(dest, np.asarray(val).astype(natural, copy=False))
 
 
 def finish(kind: Kind, plan: Any, acc: np.ndarray, in_dtype: np.dtype, count: Callable,
-           nan_count: np.ndarray | None = None) -> np.ndarray:
-    """Combined values -> the kind's result: divide (avg, l2), root (l2, lp), NaN rules."""
+           miss_count: np.ndarray | None = None) -> np.ndarray:
+    """Combined values -> the kind's result: divide (avg, l2), root (l2, lp), and the
+    skipped cells' rule: they leave the divisor, and a window of them only gives nodata
+    (NaN for ignored NaN)."""
     val = acc
     if kind.divides:
         div = count(plan.count_include_pad)
-        if nan_count is not None and plan.divisor_override is None:
-            div = div - nan_count
+        if miss_count is not None and plan.divisor_override is None:
+            div = div - miss_count
         fdt = compute_float(in_dtype) if in_dtype.kind == "f" else np.dtype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN windows: 0/0
             val = np.divide(acc, div, dtype=fdt)
@@ -286,9 +321,10 @@ def finish(kind: Kind, plan: Any, acc: np.ndarray, in_dtype: np.dtype, count: Ca
             val = np.sqrt(acc)
         elif p != 1 and not math.isinf(p):
             val = np.power(acc, 1.0 / p)
-    if nan_count is not None:
+    if miss_count is not None:
         real = count(False, override=False)
-        val = np.where(real - nan_count == 0, np.nan, val)
+        empty = np.nan if plan.nodata is None else plan.nodata
+        val = np.where(real - miss_count == 0, np.array(empty).astype(val.dtype), val)
     return val
 
 

@@ -129,6 +129,7 @@ class PoolPlan:
     norm: float = 2.0
     ignore_nan: bool = False
     return_indices: bool = False
+    nodata: float | int | None = None  # cells equal to it are skipped (never NaN: see make_plan)
 
     @property
     def window_size(self) -> int:
@@ -223,11 +224,27 @@ def make_plan(shape: tuple[int, ...], kind: str = "max", kernel: object = 2,
               ceil_mode: bool = False, count_include_pad: bool | None = None,
               divisor_override: float | None = None, norm: float = 2.0,
               axes: object = None, output_size: object = None, ignore_nan: bool = False,
-              return_indices: bool = False) -> PoolPlan:
-    """Validate pooling options for an array of ``shape`` and return the plan (cached)."""
+              return_indices: bool = False, nodata: object = None) -> PoolPlan:
+    """Validate pooling options for an array of ``shape`` and return the plan (cached).
+
+    ``nodata``: cells equal to it are skipped like NaN with ``ignore_nan`` (they leave the
+    divisor and never win); a window of nodata cells only gives nodata. NaN as nodata is
+    ``ignore_nan=True``.
+    """
+    if nodata is not None:
+        if isinstance(nodata, (bool, np.bool_)) or not isinstance(nodata, numbers.Real):
+            raise TypeError(f"nodata must be a number, got {nodata!r}")
+        if math.isnan(nodata):
+            nodata, ignore_nan = None, True
+        elif return_indices:
+            raise PoolError("return_indices cannot be combined with nodata: a window of "
+                            "nodata cells has no cell to point to; drop one of them")
+        else:
+            nodata = int(nodata) if float(nodata).is_integer() and not math.isinf(
+                nodata) else float(nodata)
     args = [_hashable(v) for v in (shape, kind, kernel, stride, padding, dilation, ceil_mode,
                                    count_include_pad, divisor_override, norm, axes,
-                                   output_size, ignore_nan, return_indices)]
+                                   output_size, ignore_nan, return_indices, nodata)]
     try:
         hash(tuple(args))
     except TypeError:
@@ -237,7 +254,8 @@ def make_plan(shape: tuple[int, ...], kind: str = "max", kernel: object = 2,
 
 @lru_cache(maxsize=512)
 def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
-               divisor_override, norm, axes, output_size, ignore_nan, return_indices) -> PoolPlan:
+               divisor_override, norm, axes, output_size, ignore_nan, return_indices,
+               nodata) -> PoolPlan:
     name = canonical_kind(kind)
     spec = KINDS[name]
     ndim = len(shape)
@@ -316,7 +334,7 @@ def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_
                     out_shape=tuple(out_shape), count_include_pad=include,
                     divisor_override=None if divisor_override is None else divisor_override,
                     norm=float(norm), ignore_nan=bool(ignore_nan),
-                    return_indices=bool(return_indices))
+                    return_indices=bool(return_indices), nodata=nodata)
 
 
 def _adaptive_axes(shape, axes, output_size) -> list[AxisPlan]:

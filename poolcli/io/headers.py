@@ -10,9 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import png_read
 from .arrays import ArrayReadError, npy_header, read_arrays
 from .modes import MODES, array_shape, loaded_mode
 from .sniff import sniff_format
+from .zarr_store import is_zarr_path, open_input
 
 
 @dataclass
@@ -38,6 +40,10 @@ def describe_input(name: str) -> InputInfo:
     if name == "-":
         data = sys.stdin.buffer.read()
         size, handle, head = len(data), io.BytesIO(data), data[:16]
+    elif is_zarr_path(name):
+        arr = open_input(name)
+        return InputInfo(name, "zarr", tuple(arr.shape), str(arr.dtype), 0,
+                         members=f"; chunks {'x'.join(map(str, arr.chunks))}")
     else:
         if os.path.isdir(name):
             raise ValueError("is a folder; name its files")
@@ -65,6 +71,24 @@ def describe_input(name: str) -> InputInfo:
                          members=f"; {len(members)} arrays: {', '.join(members)}")
     if fmt is None:
         raise ValueError("not a PNG, JPEG, TIFF, BMP, WebP, GIF, .npy or .npz file")
+    if name == "-":
+        head33 = data[:33]
+    else:
+        with open(name, "rb") as f:
+            head33 = f.read(33)
+    if png_read.pillow_loses_bits(head33):
+        hdr = png_read.header(head33)
+        mode = png_read.MODE_OF[hdr.colour_type]
+        return InputInfo(name, fmt, array_shape(mode, hdr.height, hdr.width),
+                         str(MODES[mode].dtype), size, mode=mode)
+    if fmt == "tiff":
+        from . import tiff
+
+        try:
+            if tiff.needs_tifffile(data if name == "-" else name):
+                return tiff.describe(name, data if name == "-" else name, size, InputInfo)
+        except tiff.TiffReadError as e:
+            raise ValueError(str(e)) from None
     try:
         with Image.open(handle) as im:
             # the mode and shape a run reads: a CMYK image is read as RGB, a palette image

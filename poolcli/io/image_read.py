@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import png_read
 from .modes import CONVERT, MODES, NEW_COLOUR_SPACE, loaded_mode
 
 # Only the formats the spec promises are opened, so "png" in a report means PNG.
@@ -115,7 +116,26 @@ def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None,
     else:
         handle = open(src, "rb")  # noqa: SIM115 - closed below, after decoding
     with handle:
+        # 16-bit colour PNGs, which Pillow would decode at 8 bits, are read by png_read
+        if png_read.pillow_loses_bits(handle.read(33)):
+            handle.seek(0)
+            return _decode_png16(handle.read(), max_pixels)
+        handle.seek(0)
         return _decode(handle, max_pixels, keep_palette)
+
+
+def _decode_png16(data: bytes, max_pixels: int | None) -> LoadedImage:
+    """A 16-bit RGB, grey+alpha or RGBA PNG, at its 16 bits (Pillow would give 8)."""
+    hdr = png_read.header(data)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if hdr is not None and limit is not None and hdr.width * hdr.height > limit:
+        raise ImageReadError(_too_large(f"{hdr.width}x{hdr.height} = "
+                                        f"{hdr.width * hdr.height:,}", limit))
+    try:
+        arr, mode, info = png_read.read_png16(data)
+    except png_read.PngReadError as e:
+        raise ImageReadError(str(e)) from None
+    return LoadedImage(arr, mode, "png", info, alpha=MODES[mode].alpha)
 
 
 def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> LoadedImage:

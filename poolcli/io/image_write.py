@@ -28,14 +28,19 @@ _FORMAT_ORDER = ("png", "tiff", "webp", "jpeg", "bmp", "gif")
 # BMP reads RGBA back as RGB, WebP and GIF silently convert what they cannot hold, PNG has
 # no 32-bit or float samples).
 _WRITABLE = {
-    "png": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "P"}),
-    "tiff": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F", "P"}),
+    "png": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "LA;16", "RGB;16", "RGBA;16",
+                      "P"}),
+    # the 16-bit multi-sample modes are written by tifffile (io/tiff.py)
+    "tiff": frozenset({"1", "L", "LA", "RGB", "RGBA", "I;16", "I", "F", "LA;16", "RGB;16",
+                       "RGBA;16", "P"}),
     "bmp": frozenset({"1", "L", "RGB", "P"}),
     # GIF is a palette format: exact for up to 256 colours, alpha on or off (see _gif_image).
     "gif": frozenset({"1", "L", "RGB", "RGBA", "P"}),
     "webp": frozenset({"RGB", "RGBA"}),
     "jpeg": frozenset({"L", "RGB"}),
 }
+# Modes Pillow cannot write as TIFF; tifffile writes them.
+_TIFFFILE_MODES = frozenset({"LA;16", "RGB;16", "RGBA;16"})
 # The metadata each encoder accepts; the rest would be dropped or rejected by Pillow.
 _METADATA = {
     "png": ("icc_profile", "dpi", "exif"),
@@ -168,6 +173,13 @@ def write_image(
         )
 
     params: dict[str, Any] = {k: like.info[k] for k in _METADATA[fmt] if like.info.get(k)}
+    if fmt == "tiff" and like.mode in _TIFFFILE_MODES:
+        from . import tiff
+
+        mode = MODES[like.mode]
+        tiff.write_tiff(tiff.image_stack(pixels, mode.bands, mode.alpha, params.get("dpi")),
+                        dest)
+        return
     if fmt == "png" and like.mode in png.MODES:
         buf = io.BytesIO()
         level = 6 if compress_level is None else compress_level

@@ -31,6 +31,10 @@ MODES: dict[str, Mode] = {
         Mode("RGB", np.dtype(np.uint8), 3, False, "8-bit RGB"),
         Mode("RGBA", np.dtype(np.uint8), 4, True, "8-bit RGB with alpha"),
         Mode("I;16", np.dtype(np.uint16), 1, False, "16-bit grey"),
+        # 16-bit PNG modes Pillow has no name for (read by io/png_read.py)
+        Mode("LA;16", np.dtype(np.uint16), 2, True, "16-bit grey with alpha"),
+        Mode("RGB;16", np.dtype(np.uint16), 3, False, "16-bit RGB"),
+        Mode("RGBA;16", np.dtype(np.uint16), 4, True, "16-bit RGB with alpha"),
         Mode("I", np.dtype(np.int32), 1, False, "32-bit integer"),
         Mode("F", np.dtype(np.float32), 1, False, "32-bit float"),
         # palette indices, read only when asked (read_image(keep_palette=True)): kinds that

@@ -31,6 +31,9 @@ MODES = {
     "RGB": (8, 2, 3),
     "RGBA": (8, 6, 4),
     "I;16": (16, 0, 1),
+    "LA;16": (16, 4, 2),
+    "RGB;16": (16, 2, 3),
+    "RGBA;16": (16, 6, 4),
 }
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BAND_BYTES = 1 << 20  # raw bytes per band: 9 bands for a 2000x1500 RGB image
@@ -154,8 +157,8 @@ def write_png(
 ) -> None:
     """Write ``pixels`` ((H, W) or (H, W, C) in ``mode``'s dtype) to ``fp`` as a PNG.
 
-    ``mode`` is one of L, LA, RGB, RGBA (uint8) or I;16 (uint16). The ICC profile, dpi and
-    EXIF are written as Pillow writes them (iCCP, pHYs, eXIf chunks).
+    ``mode`` is one of L, LA, RGB, RGBA (uint8) or I;16, LA;16, RGB;16, RGBA;16 (uint16).
+    The ICC profile, dpi and EXIF are written as Pillow writes them (iCCP, pHYs, eXIf chunks).
     """
     depth, colour_type, _ = MODES[mode]
     raw, bpp = scanlines(pixels, mode)

@@ -20,6 +20,7 @@ _BY_SUFFIX = {
     ".gif": "gif",
     ".npy": "npy",
     ".npz": "npz",
+    ".zarr": "zarr",
 }
 # The suffix a format is written with.
 SUFFIX_OF = {
@@ -31,6 +32,7 @@ SUFFIX_OF = {
     "gif": ".gif",
     "npy": ".npy",
     "npz": ".npz",
+    "zarr": ".zarr",
 }
 # Checked in order; every signature is distinct, so order only matters for speed.
 _MAGIC = (
