@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,7 +27,7 @@ from .core.plan import PoolPlan
 from .errors import PoolError
 from .io.arrays import ArrayReadError, NpyHeader
 from .io.arrays import read_npy_header as read_header
-from .io.atomic import atomic_write
+from .io.atomic import FileId, atomic_write, check_output, file_id, temp_beside
 from .pipeline import Pipeline, StageTiming
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -93,7 +93,7 @@ def working_set(shape: tuple[int, ...], dtype: Any, pipe: Pipeline, axes: Any = 
 def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
               axes: Any = None, dtype: Any = None, threads: int | None = None,
               memory_limit: int | str | None = None, overwrite: bool = False,
-              force_tiled: bool = False) -> FileResult:
+              force_tiled: bool = False, protect: Collection[FileId] = ()) -> FileResult:
     """Pool the .npy ``src`` into the .npy ``dst`` within ``memory_limit`` bytes.
 
     The result is written to a temporary file beside ``dst`` and renamed into place, so
@@ -111,8 +111,8 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
     if dtype is not None:
         final_dt = result_dtype(plans[-1], final_dt, dtype)
     dst = Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    protect = {*protect, file_id(os.stat(src))}
+    check_output(dst, overwrite=overwrite, protect=protect)
     result = FileResult(head.shape, head.dtype, plans[-1].out_shape, final_dt,
                         plans[0].axes, tiled=False)
     fits = working_set(head.shape, head.dtype, pipe, axes) <= limit
@@ -120,7 +120,7 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
         arr = np.load(src, allow_pickle=False)
         out, result.stages = pipe.run(arr, axes=axes, threads=threads, dtype=dtype)
         atomic_write(dst, lambda f: np.lib.format.write_array(f, out, allow_pickle=False),
-                     overwrite=overwrite)
+                     overwrite=overwrite, protect=protect)
         return result
 
     result.tiled = True
@@ -134,14 +134,13 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
             if last:
                 def write(f, cur=cur, cur_head=cur_head, plan=plan, out_dt=out_dt):
                     result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
-                atomic_write(dst, write, overwrite=overwrite)
+                atomic_write(dst, write, overwrite=overwrite, protect=protect)
             else:
-                fd, name = tempfile.mkstemp(prefix=f".{dst.name}.stage{i}.", suffix=".npy",
-                                            dir=dst.parent)
-                temps.append(Path(name))
-                with os.fdopen(fd, "wb") as f:
-                    result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
-                cur, cur_head = Path(name), read_header(name)
+                with temp_beside(dst, f".stage{i}.npy") as (fd, name):
+                    temps.append(name)
+                    with os.fdopen(fd, "wb") as f:
+                        result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
+                cur, cur_head = name, read_header(name)
             result.stages.append(StageTiming(str(pipe.stages[i]), plan.in_shape,
                                              plan.out_shape, time.perf_counter() - t0))
     finally:

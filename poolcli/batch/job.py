@@ -14,9 +14,10 @@ import numpy as np
 from ..errors import PoolError, UsageError
 from ..image import IMAGE_AXES, run_image
 from ..io import arrays
-from ..io.atomic import atomic_write
+from ..io.atomic import OutputRefused, atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import write_image
+from ..io.inputs import NotAFile, open_regular
 from ..io.modes import MODES
 from ..io.sniff import format_from_suffix, sniff_format
 from ..pipeline import Pipeline
@@ -75,11 +76,18 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
                      output="<stdout>" if job.dest == STDIO else job.dest)
     try:
         return _run(job, pipe, opts, rec, t_start, stdin, stdout)
+    except OutputRefused as e:
+        # an input, a device, FIFO or symlink named as an output: a naming mistake
+        rec.error = str(e)
+        rec.usage_error = rec.stop = True
     except FileExistsError as e:
         rec.error = str(e)
         rec.exists = True
-    except (ImageReadError, arrays.ArrayReadError) as e:
+    except (ImageReadError, arrays.ArrayReadError, NotAFile) as e:
         rec.error = f"cannot read: {e}"
+    except StreamClosed as e:
+        rec.error = str(e)
+        rec.stop = True
     except UsageError as e:
         # The options cannot apply to this kind of input: the batch stops here.
         rec.error = str(e)
@@ -109,9 +117,9 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         rec.input_bytes = len(data)
     else:
         data = None
-        with open(job.src, "rb") as f:
+        with open_regular(job.src) as f:
             head = f.read(16)
-        rec.input_bytes = os.path.getsize(job.src)
+            rec.input_bytes = os.fstat(f.fileno()).st_size
     in_format = sniff_format(head)
     if in_format is None:
         raise ImageReadError("not a PNG, JPEG, TIFF, BMP, WebP, GIF, .npy or .npz file")
@@ -131,7 +139,8 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
         limit = opts.memory_limit or default_memory_limit()
         if working_set(head_info.shape, head_info.dtype, pipe, opts.axes) > limit:
             res = pool_file(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
-                            threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite)
+                            threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite,
+                            protect=opts.protect)
             rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
             rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
             rec.axes, rec.stages = res.axes, res.stages
@@ -205,15 +214,43 @@ def _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
     return records
 
 
+class StreamClosed(Exception):
+    """Standard output was closed (or failed) before a whole output was written."""
+
+
+def _write_all(stream: BinaryIO, data: memoryview) -> None:
+    """Write every byte or raise: a pipe whose reader left takes part of a large write
+    and reports success, so the count of each system call is checked."""
+    try:
+        fd = stream.fileno()
+    except (OSError, AttributeError, ValueError):  # not a real file (a buffer in tests)
+        stream.write(data)
+        stream.flush()
+        return
+    stream.flush()
+    done = 0
+    while done < len(data):
+        n = os.write(fd, data[done:done + (1 << 20)])
+        if n <= 0:
+            raise BrokenPipeError(32, "short write")
+        done += n
+
+
 def _write(job: Job, opts: Options, stdout: BinaryIO | None, write) -> None:
     if job.dest == STDIO:
         buf = io.BytesIO()  # encode fully first: a failure must not leave half a file
         write(buf)
         if stdout is None:
             raise ValueError("no standard output to write to")
-        stdout.write(buf.getvalue())
-        stdout.flush()
+        try:
+            _write_all(stdout, buf.getbuffer())
+        except (BrokenPipeError, ConnectionResetError):
+            raise StreamClosed("standard output was closed before the whole output was "
+                               "written (the reading program ended early)") from None
+        except OSError as e:
+            raise StreamClosed(f"standard output failed before the whole output was "
+                               f"written ({e.strerror or e})") from None
         return
     dest = Path(job.dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest, write, overwrite=opts.overwrite)
+    atomic_write(dest, write, overwrite=opts.overwrite, protect=opts.protect)

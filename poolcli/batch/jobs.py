@@ -37,6 +37,9 @@ class Options:
     memory_limit: int | None = None
     threads: int | None = None
     max_pixels: int | None = None
+    # files no output may replace, as (st_dev, st_ino): every input, and the file
+    # standard input came from (a name check alone misses hard links and redirections)
+    protect: frozenset[tuple[int, int]] = frozenset()
 
 
 def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:
@@ -66,7 +69,8 @@ def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:
             if e.is_dir():
                 if recursive:
                     (links if e.is_symlink() else subdirs).append(Path(e.path))
-            elif Path(e.name).suffix.lower() in SUPPORTED and (
+            # a FIFO, device or socket is never searched: reading one may never end
+            elif e.is_file() and Path(e.name).suffix.lower() in SUPPORTED and (
                     pattern is None or fnmatch.fnmatch(e.name, pattern)):
                 yield Path(e.path)
         stack.extend(reversed(subdirs))

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol
 
 from ..core.engine import resolve_threads
 from ..errors import PoolError
+from ..io.atomic import file_id, remove_leftovers
 from ..pipeline import Pipeline
 from .job import run_job
 from .jobs import STDIO, Job, Options, plan_jobs
@@ -81,10 +82,34 @@ def plan(opts: BatchOptions) -> list[Job]:
 
 def worker_count(opts: BatchOptions, jobs_list: list[Job]) -> int:
     """Worker processes for this batch: 1 means the jobs run in this process."""
-    workers = min(resolve_threads(opts.jobs), len(jobs_list))
+    # never more processes than cores: more only add memory and switching
+    workers = min(resolve_threads(opts.jobs), cores(), len(jobs_list))
     if opts.jobs is None and workers > 1 and not worth_processes(jobs_list):
         workers = 1  # a small batch runs here, each file pooled on all cores
     return workers
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    return resolve_threads(None)
+
+
+def input_ids(jobs_list: list[Job]) -> frozenset[tuple[int, int]]:
+    """(st_dev, st_ino) of every input file."""
+    ids = set()
+    for job in jobs_list:
+        if job.src != STDIO:
+            try:
+                ids.add(file_id(os.stat(job.src)))
+            except OSError:
+                continue  # gone: its job will say so
+    return frozenset(ids)
+
+
+def leftovers(jobs_list: list[Job]) -> list[str]:
+    """Remove what killed runs left in this batch's output folders; returns their names."""
+    folders = {os.path.dirname(j.dest) or "." for j in jobs_list if j.dest != STDIO}
+    return [str(p) for folder in sorted(folders) for p in remove_leftovers(folder)]
 
 
 def worth_processes(jobs_list: list[Job]) -> bool:
@@ -104,7 +129,9 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
     """Run every job; a Ctrl-C ends the batch with ``interrupted`` set (outputs whole)."""
     workers = worker_count(opts, jobs_list)
     # Several files at once: each pools on one thread, so cores are not oversubscribed.
-    job_opts = Options(**{**opts.job.__dict__, "threads": 1 if workers > 1 else None})
+    # No output may replace an input, whatever name either is reached by.
+    protect = opts.job.protect | input_ids(jobs_list)
+    job_opts = replace(opts.job, threads=1 if workers > 1 else None, protect=protect)
     tally = Tally()
     kept: list[tuple[int, FileRecord]] = []
     t0 = time.perf_counter()

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .inputs import open_regular
 from .modes import CONVERT, MODES, NEW_COLOUR_SPACE, loaded_mode
 
 # Only the formats the spec promises are opened, so "png" in a report means PNG.
@@ -110,7 +111,7 @@ def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None)
     if isinstance(src, (bytes, bytearray, memoryview)):
         handle: BinaryIO = io.BytesIO(src)
     else:
-        handle = open(src, "rb")  # noqa: SIM115 - closed below, after decoding
+        handle = open_regular(src)
     with handle:
         return _decode(handle, max_pixels)
 
