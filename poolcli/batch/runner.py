@@ -18,6 +18,7 @@ from ..io.atomic import file_id, remove_leftovers
 from ..pipeline import Pipeline
 from .job import run_job
 from .jobs import STDIO, Job, Options, plan_jobs
+from .lifeline import remove_dead_scratch_folders
 from .report import FileRecord, Summary
 
 # Worker processes take ~0.4 s to start (a fresh interpreter importing NumPy and Pillow),
@@ -107,7 +108,11 @@ def input_ids(jobs_list: list[Job]) -> frozenset[tuple[int, int]]:
 
 
 def leftovers(jobs_list: list[Job]) -> list[str]:
-    """Remove what killed runs left in this batch's output folders; returns their names."""
+    """Remove what killed runs left in this batch's output folders; returns their names.
+
+    Their scratch folders for worker processes go too (silently: they are not the user's).
+    """
+    remove_dead_scratch_folders()
     folders = {os.path.dirname(j.dest) or "." for j in jobs_list if j.dest != STDIO}
     return [str(p) for folder in sorted(folders) for p in remove_leftovers(folder)]
 

@@ -24,8 +24,26 @@ except ImportError:
     _CLICK_ERRORS, _ABORTS = (typer.TyperException,), (typer.Abort,)
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: outputs whole or absent
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script: every user mistake is one line and exit status 2, never a trace."""
+    import signal
+    import threading
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         code = app(args=argv, standalone_mode=False, prog_name="poolcli")
     except _CLICK_ERRORS as e:
