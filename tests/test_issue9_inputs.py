@@ -120,3 +120,13 @@ def test_an_empty_kernel_is_a_pool_error():
         pool(np.zeros((4, 4)), kernel=())
     with pytest.raises(PoolError, match=r"output_size \(\) is empty"):
         pool(np.zeros((4, 4)), output_size=())
+
+
+def test_indices_with_channels_after_the_pooled_axis():
+    # found by tests/fuzz/fuzz_inputs.py: the indices' layout was guessed from the
+    # output, whose pooled axis of length 1 merges where the input's axes did not
+    x = np.random.default_rng(0).random((2, 2, 2)).astype(np.float32)
+    out, idx = pool(x, "max", 2, axes=1, return_indices=True)
+    assert idx.shape == out.shape == (2, 1, 2)
+    assert np.array_equal(np.take_along_axis(x, idx, axis=1), out)
+    assert np.array_equal(out, x.max(axis=1, keepdims=True))

@@ -21,7 +21,14 @@ from ..io.inputs import NotAFile, open_regular
 from ..io.modes import MODES
 from ..io.sniff import format_from_suffix, sniff_format
 from ..pipeline import Pipeline
-from ..tiled import default_memory_limit, pool_file, read_header, working_set
+from ..tiled import (
+    OverLimit,
+    check_fits,
+    default_memory_limit,
+    pool_file,
+    read_header,
+    working_set,
+)
 from .jobs import STDIO, Job, Options
 from .report import FileRecord, peak_rss_bytes
 
@@ -111,8 +118,12 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
 def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: float,
          stdin: BinaryIO | None, stdout: BinaryIO | None) -> list[FileRecord]:
     t0 = time.perf_counter()
+    limit = opts.memory_limit or default_memory_limit()
     if job.src == STDIO:
-        data: bytes | None = (stdin.read() if stdin is not None else b"")
+        data: bytes | None = (stdin.read(limit + 1) if stdin is not None else b"")
+        if len(data) > limit:
+            raise OverLimit(f"standard input holds more than the memory limit of {limit:,} "
+                            "bytes; save it to a file (a .npy file is pooled in chunks)")
         head = data[:16]
         rec.input_bytes = len(data)
     else:
@@ -136,7 +147,6 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
                              "write .npy (format=npy) to choose a dtype")
     if in_format == "npy" and data is None and out_format == "npy" and job.dest != STDIO:
         head_info = read_header(job.src)
-        limit = opts.memory_limit or default_memory_limit()
         if working_set(head_info.shape, head_info.dtype, pipe, opts.axes) > limit:
             res = pool_file(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
                             threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite,
@@ -149,11 +159,21 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
             return [rec]
     src: Any = data if data is not None else job.src
     if in_format in ("npy", "npz"):
+        # everything is held at once: refuse before reading what cannot fit
+        heads = (arrays.npz_headers(src) if in_format == "npz"
+                 else {"": arrays.read_npy_header(io.BytesIO(data) if data is not None
+                                                  else job.src)})
+        need = sum(working_set(h.shape, h.dtype, pipe, opts.axes) for h in heads.values()
+                   if h.shape and not h.dtype.hasobject)
+        remedy = ("write a .npy file (not standard output) to pool it in chunks"
+                  if in_format == "npy" and data is None else "")
+        check_fits("pooling it in memory", need, limit, remedy)
         return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
     img = read_image(src, max_pixels=opts.max_pixels)
     rec.load_seconds = time.perf_counter() - t0
     arr = img.array
     rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), IMAGE_AXES
+    check_fits("pooling it", working_set(arr.shape, arr.dtype, pipe, IMAGE_AXES), limit)
     t1 = time.perf_counter()
     as_image = out_format not in ("npy", "npz")
     out, rec.stages = run_image(img, pipe, premultiply=opts.premultiply, keep_mode=as_image,

@@ -46,7 +46,7 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     if out is None:
         shape = list(plan.out_shape)
         shape[plan.axes[0]] = hi - lo
-        out = np.empty(shape, final)
+        out = _allocate(shape, final)
     res = out
     xr, res_r = _working_views(plan, x, res)
     axes_r = tuple(a - plan.axes[0] + 1 for a in plan.axes)
@@ -84,6 +84,18 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     return res
 
 
+def _allocate(shape: list[int], dtype: np.dtype) -> np.ndarray:
+    """The result array, or a PoolError saying why it cannot be: NumPy's own words
+    ("array is too big", "Unable to allocate 8.00 GiB") name no option."""
+    try:
+        return np.empty(shape, dtype)
+    except (MemoryError, ValueError):
+        size = math.prod(shape) * dtype.itemsize
+        raise PoolError(f"the result, shape {tuple(shape)} of {dtype}, needs {size:,} bytes, "
+                        "more than this machine can allocate; check `kernel`, `stride` and "
+                        "`output_size`") from None
+
+
 def _working_views(plan: PoolPlan, x: np.ndarray, res: np.ndarray):
     """(input, output) as (batch, first pooled axis, ..., last pooled axis) arrays.
 
@@ -117,9 +129,18 @@ def _as_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _unpermute(plan: PoolPlan, idx_r: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Indices were written in the working layout; give them the output's layout."""
+    """Indices were written in the working layout; give them the output's layout.
+
+    The layout is the one the input got: channels moved in front when they merged with
+    the batch axes, else the natural one. The output alone cannot tell (a pooled axis of
+    length 1 lets axes merge that the input's could not), so both are tried for the shape
+    the indices have.
+    """
     out = np.empty(shape, np.int64)
     _, out_r = _working_views(plan, out, out)
+    if out_r.shape != idx_r.shape:
+        p0 = plan.axes[0]
+        out_r = _as_view(out, (math.prod(shape[:p0]), *shape[p0:]))
     out_r[...] = idx_r
     return out
 
