@@ -63,3 +63,18 @@ def test_a_decompression_bomb_is_described_by_info_and_plan_and_refused_by_a_run
     line = one_error_line(p)
     # the limit quoted is the one applied (Pillow's own message gives twice it)
     assert p.returncode == 1 and f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels" in line
+
+
+def test_python_warnings_are_one_line_without_source_paths(tmp_path):
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    data[8] = 0xFF  # the IFD's entry count: Pillow warns of corrupt EXIF data and reads on
+    (tmp_path / "odd.tif").write_bytes(bytes(data))
+    p = run_exe("max", "odd.tif", "-o", "out.png", cwd=tmp_path)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert lines, "the damaged file raised no warning: the test lost its subject"
+    assert all(ln.startswith("poolcli: ") for ln in lines), p.stderr
+    assert "site-packages" not in p.stderr and ".py:" not in p.stderr

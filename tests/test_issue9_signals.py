@@ -6,6 +6,7 @@ Through the real executable: signals, worker processes and exit codes.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -116,6 +117,9 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path):
     out = tmp_path / "out"
     names = [q.name for q in out.iterdir()] if out.exists() else []
     assert not [n for n in names if n.startswith(".")]
+    # the count said is the count written: jobs that finished after the signal count too
+    said = re.search(r"after (\d+) of 24", err.decode())
+    assert said is not None and int(said[1]) == len(names), (err.decode(), names)
     for n in names:
         assert Image.open(out / n).size == (500, 500)
 

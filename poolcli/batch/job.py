@@ -108,6 +108,7 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
         rec.error = "out of memory; try a smaller `memory_limit` with a .npy input"
     except OSError as e:
         rec.error = e.strerror or str(e)
+        rec.cause = e.strerror
         if e.filename:
             rec.error = f"{e.filename}: {rec.error}"
     rec.status = "error"

@@ -33,6 +33,7 @@ class FileRecord:
     usage_error: bool = False  # the options cannot apply to this input (exit status 2)
     stop: bool = False  # ... nor to any input like it: the batch stops
     exists: bool = False  # failed only because its output exists (no --overwrite)
+    cause: str | None = None  # the system's reason, the same for every file (a full disk)
     pid: int = 0  # the process that did the work, and its peak RSS then (-j workers)
     process_peak_rss: int = 0
 

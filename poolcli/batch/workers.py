@@ -79,6 +79,15 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
                     stop = True
                 if finished(i, recs):
                     stop = True
+    except KeyboardInterrupt:
+        # Jobs already running finish (or stop, when the Ctrl-C reached their worker too);
+        # every output they wrote is counted, so the summary matches the folder.
+        starter.join()
+        ex.shutdown(wait=True, cancel_futures=True)
+        for f, i in sorted(pending.items(), key=lambda p: p[1]):
+            if f.done() and not f.cancelled() and f.exception() is None:
+                finished(i, f.result())
+        raise
     finally:
         starter.join()
         ex.shutdown(wait=True, cancel_futures=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
@@ -36,11 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     old = None
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, _terminate)
+    shown = warnings.showwarning
+    warnings.showwarning = _warning
     try:
         return _main(argv)
     finally:
+        warnings.showwarning = shown
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+
+
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (Pillow's on a damaged file, NumPy's) as one line, without the
+    source path and line of the library that raised it."""
+    say("warning", message)
 
 
 def _main(argv: list[str] | None) -> int:

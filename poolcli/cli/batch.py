@@ -58,12 +58,16 @@ class Shown:
                 pass
             elif r.usage_error and r.error in self.repeated:
                 self.repeated[r.error] += 1  # a pipeline too big for many same-sized inputs
+            elif r.cause and r.cause in self.repeated:
+                self.repeated[r.cause] += 1  # a full disk fails every file the same way
             elif r.exists and self.exists_named >= EXISTS_LINES:
                 self.exists_more += 1  # a batch run again: a few names are enough
             else:
                 say("error", f"{r.input}: {r.error}")
                 if r.usage_error:
                     self.repeated[r.error] = 0
+                elif r.cause:
+                    self.repeated[r.cause] = 0
                 self.exists_named += r.exists
             self.stopped = self.stopped or r.stop
         elif not self.quiet:
