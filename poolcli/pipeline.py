@@ -107,6 +107,11 @@ class Stage:
             if key not in SHORT:
                 raise PoolError(f"stage {name}: unknown option {key!r}; use "
                                 f"{', '.join(SHORT)}")
+        axes = self.options.get("axes")
+        for a in axes if isinstance(axes, tuple) else (axes,):
+            if isinstance(a, int) and not -64 <= a < 64:
+                raise PoolError(f"stage {name}: axis {a} is out of range; NumPy arrays have "
+                                "at most 64 axes")
         # Catch what can be caught without data (bad values, unknown kinds) at parse time.
         self.plan(self._probe_shape())
 
