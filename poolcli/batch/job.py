@@ -105,7 +105,8 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
     except (ValueError, TypeError) as e:
         rec.error = str(e)
     except MemoryError:
-        rec.error = "out of memory; try a smaller `memory_limit` with a .npy input"
+        # a limit cannot help here: what fits it was checked before the work started
+        rec.error = "out of memory: the machine could not allocate what this input needs"
     except OSError as e:
         rec.error = e.strerror or str(e)
         rec.cause = e.strerror

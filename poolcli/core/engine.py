@@ -33,6 +33,19 @@ def resolve_threads(threads: int | None) -> int:
 def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | None = None,
             out: np.ndarray | None = None, rows: tuple[int, int, int] | None = None,
             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Run a plan on an array of the plan's shape (see _execute); running out of memory
+    on the way is a PoolError naming the shapes, not NumPy's words."""
+    try:
+        return _execute(plan, x, dtype=dtype, threads=threads, out=out, rows=rows)
+    except MemoryError:
+        raise PoolError(f"out of memory pooling shape {plan.in_shape} to {plan.out_shape} "
+                        f"({plan.kind}, windows of {plan.window_size:,} cells); check "
+                        "`kernel`, `stride` and `output_size`") from None
+
+
+def _execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | None = None,
+             out: np.ndarray | None = None, rows: tuple[int, int, int] | None = None,
+             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Run a plan on an array of the plan's shape (``out``: where to write the result).
 
     ``rows=(o0, o1, r0)`` computes only output rows o0..o1 of the first pooled axis from
