@@ -139,3 +139,25 @@ def test_a_fifo_input_is_refused_and_a_folder_never_blocks_on_one(tmp_path):
     assert p.returncode == 1 and "FIFO" in one_error_line(p)
     p = run_exe("plan", "max:k=2", "f.npy", cwd=tmp_path, timeout=30)
     assert p.returncode == 1 and "FIFO" in one_error_line(p)
+
+
+def test_a_full_disk_is_said_once_then_counted(tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(full)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("needs a small tmpfs (root)")
+    try:
+        (tmp_path / "in").mkdir()
+        for i in range(20):
+            np.save(tmp_path / "in" / f"{i:02}.npy", np.random.default_rng(i).random((99, 99)))
+        p = run_exe("max", "in", "-k", "1", "-o", "full/out", cwd=tmp_path)
+        errors = [ln for ln in p.stderr.splitlines() if ln.startswith("poolcli: error:")]
+        assert p.returncode == 1 and "Traceback" not in p.stderr
+        assert len(errors) == 2, p.stderr
+        assert errors[0].endswith("No space left on device") and "full/out/" in errors[0]
+        assert ".part" not in p.stderr
+        assert "more inputs failed the same way: No space left on device" in errors[1]
+        assert not [q for q in (full / "out").iterdir() if q.name.startswith(".")]
+    finally:
+        subprocess.run(["umount", str(full)], check=False)

@@ -117,7 +117,12 @@ def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
                 write(f)
         except OSError as e:
             if e.filename is None or str(tmp) == str(e.filename):
-                raise type(e)(e.errno, e.strerror, str(dst)) from None
+                # NumPy reports a full disk as a short write with no errno; the system's
+                # words are recovered from the file system, so a batch can count them
+                errno_, words = e.errno, e.strerror
+                if errno_ is None:
+                    errno_, words = _why_short(tmp, str(e))
+                raise OSError(errno_, words, str(dst)) from None
             raise
         # the destination may have changed while we wrote: check it again
         check_output(dst, overwrite=True, protect=protect)
@@ -129,6 +134,19 @@ def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
             except FileExistsError:
                 raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it") from None
             tmp.unlink()
+
+
+def _why_short(tmp: Path, text: str) -> tuple[int | None, str]:
+    """(errno, words) for a write that stopped short: a full disk, or the message as is."""
+    import errno
+
+    try:
+        st = os.statvfs(tmp.parent)
+        if st.f_bavail == 0:
+            return errno.ENOSPC, os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    return None, text
 
 
 def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
