@@ -18,17 +18,23 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     non-blocking, checked, and only then read. A FIFO's data can be piped into standard
     input (``-``) instead, which is read once, as a stream.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    # The file object owns the descriptor from the start: an interruption anywhere here
+    # closes it exactly once (a second close could hit another file's reused number).
+    f = open(path, "rb", opener=_nonblocking)  # noqa: SIM115 - returned, or closed below
     try:
-        mode = os.fstat(fd).st_mode
+        mode = os.fstat(f.fileno()).st_mode
         if not stat.S_ISREG(mode):
             raise NotAFile(f"{_what(mode)}, not a regular file; pipe it into standard "
                            "input (-) to read it as a stream")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        os.set_blocking(f.fileno(), True)
     except BaseException:
-        os.close(fd)
+        f.close()
         raise
+    return f
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def _what(mode: int) -> str:
