@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
 import fuzz_inputs
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow on damaged files, expected
 @pytest.mark.parametrize("name", ["parse", "toml", "pool", "files"])
 def test_fuzz_target_smoke(tmp_path, name):
     fuzz_inputs.targets(tmp_path, examples=8)[name]()
