@@ -113,6 +113,11 @@ class Stage:
                 raise PoolError(f"stage {name}: unknown option {key!r}; use "
                                 f"{', '.join(SHORT)}")
             check_option(key, [name])
+        axes = self.options.get("axes")
+        for a in axes if isinstance(axes, tuple) else (axes,):
+            if isinstance(a, int) and not -64 <= a < 64:
+                raise PoolError(f"stage {name}: axis {a} is out of range; NumPy arrays have "
+                                "at most 64 axes")
         # Catch what can be caught without data (bad values, unknown kinds) at parse time;
         # the stand-in length is no user's, so a message never shows it.
         try:
@@ -190,10 +195,48 @@ def _format_value(v: Any) -> str:
     return str(v)
 
 
-def _from_toml_value(key: str, v: Any) -> Any:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _from_toml_value(param: str, v: Any) -> Any:
+    """A TOML value as the stage option ``param`` takes it, or None if its type is wrong.
+
+    TOML has types, so they are checked, not guessed: a boolean is true or false (the
+    string "false" is not false), numbers are numbers, lists hold ints (or, for padding,
+    [before, after] pairs) and are not empty.
+    """
+    kind = BY_PARAM[param].value
+    if kind == "bool":
+        return v if isinstance(v, bool) else None
+    if kind == "number":
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    if kind == "padding" and isinstance(v, str):
+        return v.lower() if v.lower() in ("same", "valid") else None
+    if _is_int(v):
+        return v
+    if not isinstance(v, list) or not v:
+        return None
+    if all(_is_int(e) for e in v):
+        return tuple(v)
+    if kind == "padding" and all(isinstance(e, list) and len(e) == 2
+                                 and all(_is_int(x) for x in e) for e in v):
+        return tuple(tuple(e) for e in v)
+    return None
+
+
+def _toml_words(v: Any) -> str:
+    """A TOML value as it was written (short), for messages."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v[:40] + '"'
     if isinstance(v, list):
-        return tuple(_from_toml_value(key, e) for e in v)
-    return v
+        more = ", ..." if len(v) > 6 else ""
+        return "[" + ", ".join(_toml_words(e) for e in v[:6]) + more + "]"
+    if isinstance(v, dict):
+        return "a table"
+    return "nothing" if v is None else str(v)[:40]
 
 
 class Pipeline:
@@ -227,31 +270,48 @@ class Pipeline:
         import tomllib  # only pipeline files need it; keeps start-up quick
 
         path = Path(source) if not (isinstance(source, str) and "\n" in source) else None
+        where = f"pipeline file {source}" if path is not None else "pipeline"
         try:
-            text = path.read_text() if path is not None else str(source)
+            text = path.read_bytes().decode("utf-8") if path is not None else str(source)
             data = tomllib.loads(text)
         except OSError as e:
-            raise PoolError(f"pipeline file {source}: {e.strerror or e}") from None
+            raise PoolError(f"{where}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise PoolError(f"{where}: not UTF-8 text (byte {e.start}); TOML files are "
+                            "UTF-8") from None
         except tomllib.TOMLDecodeError as e:
-            raise PoolError(f"pipeline file {source}: not valid TOML ({e})") from None
+            raise PoolError(f"{where}: not valid TOML ({e})") from None
+        except RecursionError:
+            raise PoolError(f"{where}: not valid TOML (values nested too deeply)") from None
         tables = data.get("stage")
-        if not isinstance(tables, list) or not tables:
-            raise PoolError(f"pipeline file {source}: needs [[stage]] tables with a kind")
+        if (not isinstance(tables, list) or not tables
+                or not all(isinstance(t, dict) for t in tables)):
+            raise PoolError(f"{where}: needs [[stage]] tables, each with a kind = \"...\"; "
+                            f"stage is {_toml_words(tables)}")
         stages = []
         for i, table in enumerate(tables, 1):
             table = dict(table)
             kind = table.pop("kind", None)
             if not isinstance(kind, str):
-                raise PoolError(f"pipeline file {source}: stage {i} has no kind = \"...\"")
+                raise PoolError(f"{where}: stage {i} has no kind = \"...\"")
             opts = {}
             for key, v in table.items():
                 if key not in KEYS:
-                    raise PoolError(f"pipeline file {source}: stage {i} has unknown key {key!r}")
-                opts[KEYS[key]] = _from_toml_value(key, v)
+                    raise PoolError(f"{where}: stage {i} has unknown key {key!r}; use "
+                                    f"{', '.join(sorted(KEYS))}")
+                value = _from_toml_value(KEYS[key], v)
+                if value is None:
+                    allowed = _ALLOWED[BY_PARAM[KEYS[key]].value].replace(
+                        "a list like 3x2", "a list like [3, 2]")
+                    raise PoolError(f"{where}: stage {i}: {key} = {_toml_words(v)} is not "
+                                    f"allowed; use {allowed}")
+                opts[KEYS[key]] = value
             try:
                 stages.append(Stage(kind, opts))
             except TypeError as e:  # a file's mistake is a usage error, like stage text's
-                raise PoolError(f"pipeline file {source}: stage {i}: {e}") from None
+                raise PoolError(f"{where}: stage {i}: {e}") from None
+            except PoolError as e:
+                raise PoolError(f"{where}: stage {i}: {e}") from None
         return cls(stages)
 
     def __iter__(self) -> Iterator[Stage]:

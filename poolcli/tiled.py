@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,7 +27,7 @@ from .core.plan import PoolPlan
 from .errors import PoolError
 from .io.arrays import ArrayReadError, NpyHeader
 from .io.arrays import read_npy_header as read_header
-from .io.atomic import atomic_write
+from .io.atomic import FileId, atomic_write, check_output, file_id, temp_beside
 from .pipeline import Pipeline, StageTiming
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
@@ -64,6 +63,34 @@ def default_memory_limit() -> int:
         return 2 << 30
 
 
+class OverLimit(ValueError):
+    """Work that cannot fit the memory limit, refused before it starts."""
+
+
+def physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(what: str, need: int, limit: int, remedy: str = "") -> None:
+    """OverLimit unless ``need`` bytes fit ``limit``; the message says what could help.
+
+    ``remedy`` is the way around the limit for this input (e.g. a .npy output is pooled in
+    chunks); raising the limit is offered only when the machine has the memory.
+    """
+    if need <= limit:
+        return
+    phys = physical_memory()
+    if phys is not None and need > phys:
+        advice = f"more than this machine's memory ({phys:,} bytes)"
+    else:
+        advice = "a larger `memory_limit` allows it"
+    raise OverLimit(f"{what} needs {need:,} bytes in memory, over the memory limit of "
+                    f"{limit:,}; {advice}" + (f"; {remedy}" if remedy else ""))
+
+
 @dataclass
 class FileResult:
     """What pool_file did: shapes and dtypes in and out, per-stage timings, chunks used."""
@@ -94,7 +121,7 @@ def working_set(shape: tuple[int, ...], dtype: Any, pipe: Pipeline, axes: Any = 
 def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
               axes: Any = None, dtype: Any = None, threads: int | None = None,
               memory_limit: int | str | None = None, overwrite: bool = False,
-              force_tiled: bool = False) -> FileResult:
+              force_tiled: bool = False, protect: Collection[FileId] = ()) -> FileResult:
     """Pool the .npy ``src`` into the .npy ``dst`` within ``memory_limit`` bytes.
 
     The result is written to a temporary file beside ``dst`` and renamed into place, so
@@ -112,19 +139,31 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
     if dtype is not None:
         final_dt = result_dtype(plans[-1], final_dt, dtype)
     dst = Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    protect = {*protect, file_id(os.stat(src))}
+    check_output(dst, overwrite=overwrite, protect=protect)
     result = FileResult(head.shape, head.dtype, plans[-1].out_shape, final_dt,
                         plans[0].axes, tiled=False)
-    fits = working_set(head.shape, head.dtype, pipe, axes) <= limit
+    need = working_set(head.shape, head.dtype, pipe, axes)
+    fits = need <= limit
+    if head.fortran_order:
+        # chunks are read in C order; a Fortran-order file is pooled in memory
+        check_fits("a Fortran-order .npy (pooled whole)", need, limit,
+                   "save it in C order (numpy.ascontiguousarray) to pool it in chunks")
     if (fits and not force_tiled) or head.fortran_order:
         arr = np.load(src, allow_pickle=False)
         out, result.stages = pipe.run(arr, axes=axes, threads=threads, dtype=dtype)
         atomic_write(dst, lambda f: np.lib.format.write_array(f, out, allow_pickle=False),
-                     overwrite=overwrite)
+                     overwrite=overwrite, protect=protect)
         return result
 
     result.tiled = True
+    shape, dt = head.shape, head.dtype
+    for plan in plans:  # the smallest chunk of every stage must fit, before any work
+        out_dt = result_dtype(plan, dt)
+        check_fits(f"one chunk of stage {str(pipe.stages[plans.index(plan)])!r}",
+                   3 * _min_chunk(shape, dt, plan, out_dt), limit,
+                   "its rows are too long to be pooled in chunks of rows")
+        shape, dt = plan.out_shape, out_dt
     temps: list[Path] = []
     try:
         cur, cur_head = Path(src), head
@@ -135,14 +174,13 @@ def pool_file(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
             if last:
                 def write(f, cur=cur, cur_head=cur_head, plan=plan, out_dt=out_dt):
                     result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
-                atomic_write(dst, write, overwrite=overwrite)
+                atomic_write(dst, write, overwrite=overwrite, protect=protect)
             else:
-                fd, name = tempfile.mkstemp(prefix=f".{dst.name}.stage{i}.", suffix=".npy",
-                                            dir=dst.parent)
-                temps.append(Path(name))
-                with os.fdopen(fd, "wb") as f:
-                    result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
-                cur, cur_head = Path(name), read_header(name)
+                with temp_beside(dst, f".stage{i}.npy") as (fd, name):
+                    temps.append(name)
+                    with os.fdopen(fd, "wb") as f:
+                        result.chunks += _stage(cur, cur_head, plan, out_dt, f, limit, threads)
+                cur, cur_head = name, read_header(name)
             result.stages.append(StageTiming(str(pipe.stages[i]), plan.in_shape,
                                              plan.out_shape, time.perf_counter() - t0))
     finally:
@@ -164,6 +202,16 @@ def _stage(src: Path, head: NpyHeader, plan: PoolPlan, out_dt: np.dtype, out: Bi
     budget = limit // 3
     with open(src, "rb") as f:
         return _block(f, head, plan, out_dt, out, budget, threads)
+
+
+def _min_chunk(shape: tuple[int, ...], dtype: np.dtype, plan: PoolPlan,
+               out_dt: np.dtype) -> int:
+    """Bytes of the smallest chunk _block can read and write for this stage."""
+    p0 = plan.axes[0]  # batch axes in front are cut down to single entries first
+    in_row = math.prod(shape[p0 + 1:]) * dtype.itemsize
+    out_row = math.prod(plan.out_shape[p0 + 1:]) * out_dt.itemsize
+    ap = plan.axis_plans[0]
+    return min(ap.span, shape[p0]) * in_row + out_row
 
 
 def _read(f: BinaryIO, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:

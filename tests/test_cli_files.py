@@ -249,8 +249,9 @@ def test_report_file_in_a_missing_folder_is_refused_before_any_work(tmp_path):
     assert os.listdir(tmp_path) == ["a.npy"]
     (tmp_path / "taken").mkdir()
     p = cli("max", "a.npy", "-o", "b.npy", "--report-file", "taken", cwd=tmp_path)
-    assert p.returncode == 1 and "--report-file taken" in error_lines(p)[0]
-    assert np.load(tmp_path / "b.npy").shape == (2, 2)  # the work itself was done
+    # a folder is no place for a report: refused up front, like any output (issue 9)
+    assert p.returncode == 2 and "--report-file taken is a folder" in error_lines(p)[0]
+    assert not (tmp_path / "b.npy").exists()
 
 
 def test_info_lists_a_folders_files(tmp_path):

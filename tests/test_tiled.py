@@ -66,7 +66,7 @@ def test_truncated_file_is_an_error_and_leaves_no_output(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((2000, 200), np.float32))
     data = (tmp_path / "a.npy").read_bytes()
     (tmp_path / "a.npy").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ArrayReadError, match="ends early"):
+    with pytest.raises(ArrayReadError, match=r"ends early|cut short"):
         pool_file(tmp_path / "a.npy", tmp_path / "b.npy", Pipeline.parse("max"),
                   memory_limit="1MiB", force_tiled=True)
     assert sorted(os.listdir(tmp_path)) == ["a.npy"]

@@ -14,14 +14,23 @@ import numpy as np
 from ..errors import PoolError, UsageError
 from ..image import IMAGE_AXES, for_pipeline, picks_cells, run_image
 from ..io import arrays, tiff, zarr_store
-from ..io.atomic import atomic_write
+from ..io.atomic import OutputRefused, atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import check_settings_apply, write_image
+from ..io.inputs import NotAFile, open_regular
 from ..io.modes import MODES
 from ..io.sniff import format_from_suffix, sniff_format
 from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
-from ..tiled import default_memory_limit, pool_file, pool_store, read_header, working_set
+from ..tiled import (
+    OverLimit,
+    check_fits,
+    default_memory_limit,
+    pool_file,
+    pool_store,
+    read_header,
+    working_set,
+)
 from .jobs import STDIO, Job, Options
 from .report import FileRecord, peak_rss_bytes
 
@@ -76,11 +85,18 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
                      output="<stdout>" if job.dest == STDIO else job.dest)
     try:
         return _run(job, pipe, opts, rec, t_start, stdin, stdout)
+    except OutputRefused as e:
+        # an input, a device, FIFO or symlink named as an output: a naming mistake
+        rec.error = str(e)
+        rec.usage_error = rec.stop = True
     except FileExistsError as e:
         rec.error = str(e)
         rec.exists = True
-    except (ImageReadError, arrays.ArrayReadError, tiff.TiffReadError) as e:
+    except (ImageReadError, arrays.ArrayReadError, tiff.TiffReadError, NotAFile) as e:
         rec.error = f"cannot read: {e}"
+    except StreamClosed as e:
+        rec.error = str(e)
+        rec.stop = True
     except UsageError as e:
         # The options cannot apply to this kind of input: the batch stops here.
         rec.error = str(e)
@@ -91,9 +107,11 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
     except (ValueError, TypeError) as e:
         rec.error = str(e)
     except MemoryError:
-        rec.error = "out of memory; try a smaller `memory_limit` with a .npy input"
+        # a limit cannot help here: what fits it was checked before the work started
+        rec.error = "out of memory: the machine could not allocate what this input needs"
     except OSError as e:
         rec.error = e.strerror or str(e)
+        rec.cause = e.strerror
         if e.filename:
             rec.error = f"{e.filename}: {rec.error}"
     rec.status = "error"
@@ -106,15 +124,19 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
     t0 = time.perf_counter()
     if STDIO not in (job.src, job.dest) and (is_zarr_path(job.src) or is_zarr_path(job.dest)):
         return _run_zarr(job, pipe, opts, rec, t0, t_start)
+    limit = opts.memory_limit or default_memory_limit()
     if job.src == STDIO:
-        data: bytes | None = (stdin.read() if stdin is not None else b"")
+        data: bytes | None = (stdin.read(limit + 1) if stdin is not None else b"")
+        if len(data) > limit:
+            raise OverLimit(f"standard input holds more than the memory limit of {limit:,} "
+                            "bytes; save it to a file (a .npy file is pooled in chunks)")
         head = data[:16]
         rec.input_bytes = len(data)
     else:
         data = None
-        with open(job.src, "rb") as f:
+        with open_regular(job.src) as f:
             head = f.read(16)
-        rec.input_bytes = os.path.getsize(job.src)
+            rec.input_bytes = os.fstat(f.fileno()).st_size
     in_format = sniff_format(head)
     if in_format is None:
         raise ImageReadError("not a PNG, JPEG, TIFF, BMP, WebP, GIF, .npy or .npz file")
@@ -140,10 +162,10 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
                              "write .npy (format=npy) to choose a dtype")
     if in_format == "npy" and data is None and out_format == "npy" and job.dest != STDIO:
         head_info = read_header(job.src)
-        limit = opts.memory_limit or default_memory_limit()
         if working_set(head_info.shape, head_info.dtype, pipe, opts.axes) > limit:
             res = pool_file(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
-                            threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite)
+                            threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite,
+                            protect=opts.protect)
             rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
             rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
             rec.axes, rec.stages = res.axes, res.stages
@@ -151,6 +173,15 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
             rec.seconds = time.perf_counter() - t_start
             return [rec]
     if in_format in ("npy", "npz"):
+        # everything is held at once: refuse before reading what cannot fit
+        heads = (arrays.npz_headers(src) if in_format == "npz"
+                 else {"": arrays.read_npy_header(io.BytesIO(data) if data is not None
+                                                  else job.src)})
+        need = sum(working_set(h.shape, h.dtype, pipe, opts.axes) for h in heads.values()
+                   if h.shape and not h.dtype.hasobject)
+        remedy = ("write a .npy file (not standard output) to pool it in chunks"
+                  if in_format == "npy" and data is None else "")
+        check_fits("pooling it in memory", need, limit, remedy)
         return _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout)
     # a palette stays indices (and its palette) when the kinds pick cells: label images
     img = for_pipeline(read_image(src, max_pixels=opts.max_pixels,
@@ -162,6 +193,8 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
 def _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout):
     arr = img.array
     rec.input_shape, rec.input_dtype, rec.axes = arr.shape, str(arr.dtype), IMAGE_AXES
+    limit = opts.memory_limit or default_memory_limit()
+    check_fits("pooling it", working_set(arr.shape, arr.dtype, pipe, IMAGE_AXES), limit)
     t1 = time.perf_counter()
     as_image = out_format not in ("npy", "npz")
     out, rec.stages = run_image(img, pipe, premultiply=opts.premultiply, keep_mode=as_image,
@@ -320,15 +353,44 @@ def _run_arrays(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
     return records
 
 
+class StreamClosed(Exception):
+    """Standard output was closed (or failed) before a whole output was written."""
+
+
+def _write_all(stream: BinaryIO, data: memoryview) -> None:
+    """Write every byte or raise: a pipe whose reader left takes part of a large write
+    and reports success, so the count of each system call is checked."""
+    try:
+        fd = stream.fileno()
+    except (OSError, AttributeError, ValueError):  # not a real file (a buffer in tests)
+        stream.write(data)
+        stream.flush()
+        return
+    stream.flush()
+    done = 0
+    while done < len(data):
+        n = os.write(fd, data[done:done + (1 << 20)])
+        if n <= 0:
+            raise BrokenPipeError(32, "short write")
+        done += n
+
+
 def _write(job: Job, opts: Options, stdout: BinaryIO | None, write) -> None:
     if job.dest == STDIO:
         buf = io.BytesIO()  # encode fully first: a failure must not leave half a file
         write(buf)
         if stdout is None:
             raise ValueError("no standard output to write to")
-        stdout.write(buf.getvalue())
-        stdout.flush()
+        try:
+            _write_all(stdout, buf.getbuffer())
+        except (BrokenPipeError, ConnectionResetError):
+            raise StreamClosed("standard output was closed before the whole output was "
+                               "written (the reading program ended early)") from None
+        except OSError as e:
+            raise StreamClosed(f"standard output failed before the whole output was "
+                               f"written ({e.strerror or e})") from None
         return
     dest = Path(job.dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest, write, overwrite=opts.overwrite, same_ok=opts.retried)
+    atomic_write(dest, write, overwrite=opts.overwrite, protect=opts.protect,
+                 same_ok=opts.retried)

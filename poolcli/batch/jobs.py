@@ -39,6 +39,9 @@ class Options:
     threads: int | None = None
     max_pixels: int | None = None
     retried: bool = False  # a job may run again (a cluster task): its own output is no conflict
+    # Files no output may replace, as (st_dev, st_ino): every input, and the file
+    # standard input came from (a name check alone misses hard links and redirections)
+    protect: frozenset[tuple[int, int]] = frozenset()
 
 
 def name_matches(name: str, pattern: str | None) -> bool:
@@ -74,7 +77,9 @@ def walk(folder: Path, recursive: bool, pattern: str | None) -> Iterator[Path]:
             if e.is_dir():
                 if recursive:
                     (links if e.is_symlink() else subdirs).append(Path(e.path))
-            elif Path(e.name).suffix.lower() in SUPPORTED and name_matches(e.name, pattern):
+            # a FIFO, device or socket is never searched: reading one may never end
+            elif (e.is_file() and Path(e.name).suffix.lower() in SUPPORTED
+                  and name_matches(e.name, pattern)):
                 yield Path(e.path)
         stack.extend(reversed(subdirs))
 

@@ -34,6 +34,7 @@ class FileRecord:
     stop: bool = False  # ... nor to any input like it: the batch stops
     exists: bool = False  # failed only because its output exists (no --overwrite)
     notes: list[str] = field(default_factory=list)  # warnings about this input's data
+    cause: str | None = None  # the system's reason, the same for every file (a full disk)
     pid: int = 0  # the process that did the work, and its peak RSS then (-j workers)
     process_peak_rss: int = 0
 

@@ -14,9 +14,11 @@ from typing import BinaryIO, Protocol
 
 from ..core.engine import resolve_threads
 from ..errors import PoolError
+from ..io.atomic import file_id, remove_leftovers
 from ..pipeline import Pipeline
 from .job import run_job
 from .jobs import STDIO, Job, Options, plan_jobs
+from .lifeline import remove_dead_scratch_folders
 from .report import FileRecord, Summary
 
 # Worker processes take ~0.4 s to start (a fresh interpreter importing NumPy and Pillow),
@@ -97,16 +99,44 @@ def worker_count(opts: BatchOptions, jobs_list: list[Job]) -> int:
     """Worker processes for this batch: 1 means the jobs run in this process.
 
     The default (``jobs`` None) never makes a run slower than one process: workers only
-    for batches big enough to pay for their start-up, in bytes and in files per worker.
+    for batches big enough to pay for their start-up, in bytes and in files per worker;
+    never more processes than cores, which would only add memory and switching.
     """
     if opts.engine == "dask":
         return max(2, resolve_threads(opts.jobs))  # each job on one thread of a worker
-    workers = min(resolve_threads(opts.jobs), len(jobs_list))
+    workers = min(resolve_threads(opts.jobs), cores(), len(jobs_list))
     if opts.jobs is None and workers > 1:
         workers = min(workers, len(jobs_list) // PROCESS_MIN_FILES_PER_WORKER)
         if workers < 2 or not worth_processes(jobs_list):
             workers = 1  # a small batch runs here, each file pooled on all cores
     return max(workers, 1)
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    return resolve_threads(None)
+
+
+def input_ids(jobs_list: list[Job]) -> frozenset[tuple[int, int]]:
+    """(st_dev, st_ino) of every input file."""
+    ids = set()
+    for job in jobs_list:
+        if job.src != STDIO:
+            try:
+                ids.add(file_id(os.stat(job.src)))
+            except OSError:
+                continue  # gone: its job will say so
+    return frozenset(ids)
+
+
+def leftovers(jobs_list: list[Job]) -> list[str]:
+    """Remove what killed runs left in this batch's output folders; returns their names.
+
+    Their scratch folders for worker processes go too (silently: they are not the user's).
+    """
+    remove_dead_scratch_folders()
+    folders = {os.path.dirname(j.dest) or "." for j in jobs_list if j.dest != STDIO}
+    return [str(p) for folder in sorted(folders) for p in remove_leftovers(folder)]
 
 
 def worth_processes(jobs_list: list[Job]) -> bool:
@@ -126,7 +156,9 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
     """Run every job; a Ctrl-C ends the batch with ``interrupted`` set (outputs whole)."""
     workers = worker_count(opts, jobs_list)
     # Several files at once: each pools on one thread, so cores are not oversubscribed.
-    job_opts = replace(opts.job, threads=1 if workers > 1 else None,
+    # No output may replace an input, whatever name either is reached by.
+    protect = opts.job.protect | input_ids(jobs_list)
+    job_opts = replace(opts.job, threads=1 if workers > 1 else None, protect=protect,
                        retried=opts.engine == "dask")
     tally = Tally()
     kept: list[tuple[int, FileRecord]] = []

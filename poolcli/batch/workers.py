@@ -11,6 +11,7 @@ from multiprocessing import forkserver
 from typing import Any
 
 from .job import run_job, run_job_in_worker
+from .lifeline import die_with_parent, own_scratch_folder
 from .report import FileRecord
 
 
@@ -24,7 +25,9 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
     process pools the first files itself.
     """
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["poolcli.batch.job"])
+    own_scratch_folder()
+    # The fork server and every worker die with their parent, even a SIGKILLed one.
+    ctx.set_forkserver_preload(["poolcli.batch.forkserver_init", "poolcli.batch.job"])
     # The fork server starts with SIGINT ignored, which it inherits: a Ctrl-C while it
     # imports would print its traceback. Its workers take SIGINT only while they pool
     # (run_job_in_worker), so a Ctrl-C still stops them mid-file.
@@ -33,7 +36,8 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
         forkserver.ensure_running()
     finally:
         signal.signal(signal.SIGINT, old)
-    ex = ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=100)
+    ex = ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=100,
+                             initializer=die_with_parent)
 
     def start_workers() -> None:
         # each submit starts a worker while none is idle; int() is a task that does nothing
@@ -75,6 +79,15 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
                     stop = True
                 if finished(i, recs):
                     stop = True
+    except KeyboardInterrupt:
+        # Jobs already running finish (or stop, when the Ctrl-C reached their worker too);
+        # every output they wrote is counted, so the summary matches the folder.
+        starter.join()
+        ex.shutdown(wait=True, cancel_futures=True)
+        for f, i in sorted(pending.items(), key=lambda p: p[1]):
+            if f.done() and not f.cancelled() and f.exception() is None:
+                finished(i, f.result())
+        raise
     finally:
         starter.join()
         ex.shutdown(wait=True, cancel_futures=True)

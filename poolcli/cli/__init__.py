@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from .. import __version__
 from ..errors import PoolError
@@ -24,6 +25,10 @@ def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseEx
     return (click.ClickException, typer.TyperException), (click.exceptions.Abort, typer.Abort)
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: outputs whole or absent
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script: every user mistake is one line and exit status 2, never a trace."""
     args = sys.argv[1:] if argv is None else argv
@@ -32,6 +37,29 @@ def main(argv: list[str] | None = None) -> int:
         # floor is importing NumPy and Pillow), as `git --version` needs no subcommands.
         print(f"poolcli {__version__}")
         return 0
+    import signal
+    import threading
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _terminate)
+    shown = warnings.showwarning
+    warnings.showwarning = _warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.showwarning = shown
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning (Pillow's on a damaged file, NumPy's) as one line, without the
+    source path and line of the library that raised it."""
+    say("warning", message)
+
+
+def _main(argv: list[str] | None) -> int:
     from .commands import app
 
     click_errors, aborts = _parser_errors()

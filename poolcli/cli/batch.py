@@ -3,6 +3,8 @@ bar on a terminal, the report, and the exit status."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,12 +68,16 @@ class Shown:
                 pass
             elif r.usage_error and r.error in self.repeated:
                 self.repeated[r.error] += 1  # a pipeline too big for many same-sized inputs
+            elif r.cause and r.cause in self.repeated:
+                self.repeated[r.cause] += 1  # a full disk fails every file the same way
             elif r.exists and self.exists_named >= EXISTS_LINES:
                 self.exists_more += 1  # a batch run again: a few names are enough
             else:
                 self.say("error", f"{r.input}: {r.error}")
                 if r.usage_error:
                     self.repeated[r.error] = 0
+                elif r.cause:
+                    self.repeated[r.cause] = 0
                 self.exists_named += r.exists
             self.stopped = self.stopped or r.stop
         elif not self.quiet:
@@ -114,6 +120,18 @@ def run_batch(opts, reporting: Reporting) -> int:
     opts = replace(opts, keep_records=keep)
     jobs_list = runner.plan(opts)
     _check_streams(jobs_list)
+    # The file standard input came from (`< photo.png`) is an input like any other.
+    stdin_id = _stdin_file(jobs_list)
+    opts = replace(opts, job=replace(opts.job, protect=opts.job.protect | stdin_id))
+    protect = opts.job.protect | runner.input_ids(jobs_list)
+    if report_file is not None:
+        _check_report_file(report_file, jobs_list, protect, opts.job.overwrite)
+    if opts.jobs is not None and opts.jobs > runner.cores() and not reporting.quiet:
+        say("warning", f"-j {opts.jobs}: this machine has {runner.cores()} cores for "
+            f"poolcli; running at most {runner.cores()} files at once")
+    for name in runner.leftovers(jobs_list):
+        if not reporting.quiet:
+            say("warning", f"removed {name}, left by a poolcli run that was killed")
     if not reporting.quiet:
         from ..batch.jobs import unsearched_note
 
@@ -130,6 +148,9 @@ def run_batch(opts, reporting: Reporting) -> int:
     finally:
         if shown.progress is not None:
             shown.progress.stop()
+    if stdout is not None and result.tally.failed:
+        # the reader went away: later writes (even at exit) must not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if result.interrupted:
         # outputs in flight are whole or absent (atomic)
         say("interrupted", f"after {result.tally.ok} of {len(jobs_list)} files")
@@ -145,9 +166,10 @@ def run_batch(opts, reporting: Reporting) -> int:
 
             try:
                 atomic_write(report_file, lambda f: f.write(doc.encode() + b"\n"),
-                             overwrite=True)
+                             overwrite=opts.job.overwrite, protect=protect)
             except OSError as e:
-                say("error", f"--report-file {report_file}: {e.strerror or e}")
+                say("error", f"--report-file {report_file}: "
+                    f"{e.strerror if e.strerror else e}")
                 failed += 1
         elif mode == "json":
             sys.stderr.write(doc + "\n")
@@ -161,6 +183,34 @@ def run_batch(opts, reporting: Reporting) -> int:
     if result.tally.usage_failures:
         return 2  # a pipeline that cannot fit an input is a usage error (SPEC: exit 2)
     return 1 if failed else 0
+
+
+def _stdin_file(jobs_list) -> frozenset[tuple[int, int]]:
+    """The (device, inode) of the regular file redirected into standard input, if any."""
+    from ..batch.jobs import STDIO
+    from ..io.atomic import file_id
+
+    if not any(j.src == STDIO for j in jobs_list):
+        return frozenset()
+    try:
+        st = os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):
+        return frozenset()
+    return frozenset({file_id(st)}) if stat.S_ISREG(st.st_mode) else frozenset()
+
+
+def _check_report_file(path: Path, jobs_list, protect, overwrite: bool) -> None:
+    """--report-file follows the rules of outputs, checked before any work starts."""
+    from ..io.atomic import check_output
+
+    if any(j.dest != "-" and Path(j.dest).resolve() == path.resolve() for j in jobs_list):
+        raise UsageError(f"--report-file {path} is also an output of this run; name "
+                         "another file")
+    try:
+        check_output(path, overwrite=overwrite, protect=protect)
+    except FileExistsError as e:
+        text = str(e).replace("output ", "", 1) if str(e).startswith("output ") else str(e)
+        raise UsageError(f"--report-file {text}") from None
 
 
 def _progress(total: int):

@@ -34,6 +34,19 @@ def resolve_threads(threads: int | None) -> int:
 def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | None = None,
             out: np.ndarray | None = None, rows: tuple[int, int, int] | None = None,
             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Run a plan on an array of the plan's shape (see _execute); running out of memory
+    on the way is a PoolError naming the shapes, not NumPy's words."""
+    try:
+        return _execute(plan, x, dtype=dtype, threads=threads, out=out, rows=rows)
+    except MemoryError:
+        raise PoolError(f"out of memory pooling shape {plan.in_shape} to {plan.out_shape} "
+                        f"({plan.kind}, windows of {plan.window_size:,} cells); check "
+                        "`kernel`, `stride` and `output_size`") from None
+
+
+def _execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | None = None,
+             out: np.ndarray | None = None, rows: tuple[int, int, int] | None = None,
+             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Run a plan on an array of the plan's shape (``out``: where to write the result).
 
     ``rows=(o0, o1, r0)`` computes only output rows o0..o1 of the first pooled axis from
@@ -52,7 +65,7 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     if out is None:
         shape = list(plan.out_shape)
         shape[plan.axes[0]] = hi - lo
-        out = np.empty(shape, final)
+        out = _allocate(shape, final)
     res = out
     xr, res_r = _working_views(plan, x, res)
     axes_r = tuple(a - plan.axes[0] + 1 for a in plan.axes)
@@ -90,6 +103,18 @@ def execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int | 
     return res
 
 
+def _allocate(shape: list[int], dtype: np.dtype) -> np.ndarray:
+    """The result array, or a PoolError saying why it cannot be: NumPy's own words
+    ("array is too big", "Unable to allocate 8.00 GiB") name no option."""
+    try:
+        return np.empty(shape, dtype)
+    except (MemoryError, ValueError):
+        size = math.prod(shape) * dtype.itemsize
+        raise PoolError(f"the result, shape {tuple(shape)} of {dtype}, needs {size:,} bytes, "
+                        "more than this machine can allocate; check `kernel`, `stride` and "
+                        "`output_size`") from None
+
+
 def _working_views(plan: PoolPlan, x: np.ndarray, res: np.ndarray):
     """(input, output) as (batch, first pooled axis, ..., last pooled axis) arrays.
 
@@ -123,9 +148,18 @@ def _as_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _unpermute(plan: PoolPlan, idx_r: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Indices were written in the working layout; give them the output's layout."""
+    """Indices were written in the working layout; give them the output's layout.
+
+    The layout is the one the input got: channels moved in front when they merged with
+    the batch axes, else the natural one. The output alone cannot tell (a pooled axis of
+    length 1 lets axes merge that the input's could not), so both are tried for the shape
+    the indices have.
+    """
     out = np.empty(shape, np.int64)
     _, out_r = _working_views(plan, out, out)
+    if out_r.shape != idx_r.shape:
+        p0 = plan.axes[0]
+        out_r = _as_view(out, (math.prod(shape[:p0]), *shape[p0:]))
     out_r[...] = idx_r
     return out
 

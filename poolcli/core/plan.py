@@ -106,6 +106,29 @@ class AxisPlan:
         after = self.after if r1 == self.n else 0
         return replace(self, n=r1 - r0, before=before, after=after, out=o1 - o0), r0, r1
 
+    def uncovered(self) -> tuple[int, int] | None:
+        """(cells after the last one any window reads, other cells no window reads).
+
+        Computed from the arithmetic, in constant time, for undilated windows; dilated
+        ones are counted from the window positions when there are at most 2**22 window
+        cells, else None (unknown).
+        """
+        t_last = (self.out - 1) * self.stride - self.before
+        if self.dilation == 1:
+            last = min(t_last + self.kernel - 1, self.n - 1)
+            if self.stride <= self.kernel:
+                return self.n - 1 - last, 0  # windows overlap or touch: no gaps
+            # Windows are disjoint; only the first is cut by the padding before (it
+            # holds an input cell, so before < kernel) and only the last by the end.
+            covered = (self.out * self.kernel - self.before
+                       - max(0, t_last + self.kernel - self.n))
+            return self.n - 1 - last, self.n - covered - (self.n - 1 - last)
+        if self.out * self.kernel > 1 << 22:
+            return None
+        covered = self.covered()
+        last = int(np.flatnonzero(covered)[-1])
+        return self.n - 1 - last, int((~covered).sum()) - (self.n - 1 - last)
+
     def describe(self) -> str:
         """One line of arithmetic, as `poolcli plan` prints it."""
         if self.adaptive:
@@ -162,9 +185,10 @@ class PoolPlan:
         for name, ap in zip(names, self.axis_plans, strict=True):
             if ap.adaptive:
                 continue
-            covered = ap.covered()
-            tail = ap.n - 1 - int(np.flatnonzero(covered)[-1])
-            gaps = int((~covered).sum()) - tail
+            uncovered = ap.uncovered()
+            if uncovered is None:
+                continue  # too many windows to count their gaps: nothing is claimed
+            tail, gaps = uncovered
             if tail:
                 noun, verb = (name, "is") if tail == 1 else (name + "s", "are")
                 msg = f"axis {ap.axis}: the last {tail} {noun} {verb} never pooled"
@@ -192,16 +216,75 @@ def _length(n: int, k: int, s: int, d: int, before: int, after: int, ceil_mode: 
     return out
 
 
+def _first_empty_window(n: int, k: int, s: int, d: int, b: int, out: int) -> int | None:
+    """The first window (of ``out``) that reads no input cell, or None; O(log) time.
+
+    Window i starts at t = i*s - b and reads t + j*d for j < k. One starting inside the
+    input reads its first cell; one starting past the end reads none (only the last can,
+    as starts grow). One starting in the padding before first reaches the input at
+    j0 = ceil(-t/d), the cell t mod d: it is empty when j0 >= k (worst for window 0) or
+    when t mod d >= n, which is only possible for n < d and is counted for all such
+    windows at once with a floor sum.
+    """
+    left = min(out, -(-b // s))  # windows that start in the padding before
+    if left and -(-b // d) >= k:
+        return 0
+    if left and n < d:
+        def empty_among(m: int) -> int:  # windows among the first m whose cell t mod d >= n
+            shift = ((b + n) // d + 1) * d  # keeps every numerator >= 0
+            # (x mod d) >= n  <=>  floor(x/d) == floor((x-n)/d), for 0 < n < d
+            return m - (_floor_sum(m, d, s, shift - b) - _floor_sum(m, d, s, shift - b - n))
+        if empty_among(left):
+            lo, hi = 1, left  # the smallest m with an empty window among the first m
+            while lo < hi:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if empty_among(mid) else (mid + 1, hi)
+            return lo - 1
+    if (out - 1) * s - b >= n:
+        return -(-(n + b) // s)  # the first window that starts past the input's end
+    return None
+
+
+def _floor_sum(m: int, d: int, a: int, c: int) -> int:
+    """sum(floor((a*i + c) / d) for i in range(m)) for a, c >= 0, in O(log) steps."""
+    total = 0
+    while True:
+        if a >= d:
+            total += m * (m - 1) // 2 * (a // d)
+            a %= d
+        if c >= d:
+            total += m * (c // d)
+            c %= d
+        y = a * m + c
+        if y < d:
+            return total
+        m, c = y // d, y % d
+        d, a = a, d
+
+
 def _is_int(v: object) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+# The largest kernel, stride, dilation, padding or output size accepted: far beyond any
+# array, and small enough that no arithmetic on it overflows 64 bits.
+MAX_INT = 1 << 48
+
+
+def _bounded(name: str, v: int) -> int:
+    if abs(v) > MAX_INT:
+        raise PoolError(f"{name} {v} is too large; use at most {MAX_INT:,} (2**48)")
+    return int(v)
+
+
 def _per_axis(name: str, value: object, m: int, axes: tuple[int, ...]) -> tuple[int, ...]:
     if _is_int(value):
-        return (int(value),) * m
+        return (_bounded(name, value),) * m
     if isinstance(value, (tuple, list)):
         if not all(_is_int(v) for v in value):
             raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
+        for v in value:
+            _bounded(name, v)
         if len(value) != m:
             raise PoolError(f"{name} {tuple(value)} has {len(value)} values but {m} axes "
                             f"{axes} are pooled; give one value per axis or a single int")
@@ -262,6 +345,19 @@ def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_
     if ndim == 0:
         raise PoolError("cannot pool a 0-d array (a scalar); give an array with at least 1 axis")
 
+    for a, n in enumerate(shape):
+        if not _is_int(n) or n < 0:
+            raise PoolError(f"shape {shape}: axis {a} has length {n!r}; lengths are ints >= 0")
+    for name_, v in (("kernel", kernel), ("output_size", output_size)):
+        if isinstance(v, tuple) and not v:
+            raise PoolError(f"{name_} () is empty; give an int or one value per pooled axis")
+    if isinstance(output_size, tuple):
+        for v in output_size:
+            if _is_int(v):
+                _bounded("output_size", v)
+    elif _is_int(output_size):
+        _bounded("output_size", output_size)
+
     # Which axes are pooled.
     if axes is None:
         if isinstance(kernel, tuple) and output_size is None:
@@ -308,7 +404,7 @@ def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_
 
     if not (isinstance(norm, numbers.Real) and not isinstance(norm, bool)):
         raise TypeError(f"norm must be a number, got {norm!r}")
-    if not norm > 0:
+    if not norm > 0:  # NaN fails this too; inf is the max of |x|
         raise PoolError(f"norm {norm} must be > 0 (2 is the L2 norm, inf the max of |x|)")
     if return_indices and not spec.supports_indices:
         allowed = ", ".join(k for k, s in KINDS.items() if s.supports_indices)
@@ -318,8 +414,8 @@ def _make_plan(shape, kind, kernel, stride, padding, dilation, ceil_mode, count_
             raise PoolError(f"divisor_override applies to avg only, not to kind {name!r}")
         if not isinstance(divisor_override, numbers.Real) or isinstance(divisor_override, bool):
             raise TypeError(f"divisor_override must be a number, got {divisor_override!r}")
-        if divisor_override <= 0:
-            raise PoolError(f"divisor_override {divisor_override} must be > 0")
+        if not divisor_override > 0 or not math.isfinite(divisor_override):
+            raise PoolError(f"divisor_override {divisor_override} must be a finite number > 0")
 
     if output_size is not None:
         plans = _adaptive_axes(shape, axes, output_size)
@@ -359,8 +455,10 @@ def _adaptive_axes(shape, axes, output_size) -> list[AxisPlan]:
             k = n // out
             plans.append(AxisPlan(a, n, k, k, 1, 0, 0, out))
         else:
-            i = np.arange(out, dtype=np.int64)
-            longest = int((-(-(i + 1) * n // out) - (i * n) // out).max())
+            # Window i is q + ceil((u + r) / out) long with u = i*r mod out, which takes
+            # every multiple of g = gcd(r, out): so q + 2 cells exactly when r > g.
+            q, r = divmod(n, out)
+            longest = q + 2 if r > math.gcd(r, out) else q + 1
             plans.append(AxisPlan(a, n, longest, 0, 1, 0, 0, out, adaptive=True))
     return plans
 
@@ -409,6 +507,8 @@ def _window_axes(shape, axes, m, kernel, stride, padding, dilation, ceil_mode,
     else:
         raise TypeError(f"padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
     for a, (b, e) in zip(axes, pads, strict=True):
+        _bounded("padding", b)
+        _bounded("padding", e)
         if b < 0 or e < 0:
             raise PoolError(f"padding ({b}, {e}) on axis {a} is negative; use padding >= 0")
 
@@ -421,10 +521,9 @@ def _window_axes(shape, axes, m, kernel, stride, padding, dilation, ceil_mode,
                             f"({n} + {b} + {e}); use a kernel <= {n + b + e} or pad more")
         out = -(-n // s) if same else _length(n, k, s, d, b, e, ceil_mode)
         ap = AxisPlan(a, n, k, s, d, b, e, out, ceil_mode=ceil_mode and not same)
-        _, valid = ap.positions()
-        empty = np.flatnonzero(~valid.any(axis=1))
-        if empty.size:
-            raise PoolError(f"padding ({b}, {e}) on axis {a} leaves window {int(empty[0])} "
+        empty = _first_empty_window(n, k, s, d, b, out)
+        if empty is not None:
+            raise PoolError(f"padding ({b}, {e}) on axis {a} leaves window {empty} "
                             f"with no input cell (n={n}, kernel {k}, stride {s}, dilation {d}); "
                             f"use padding <= {span - 1} or a larger kernel")
         plans.append(ap)

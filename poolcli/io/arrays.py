@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 import os
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .inputs import open_regular
 from .sniff import SNIFF_BYTES, sniff_format
 
 _fmt = np.lib.format
@@ -37,7 +40,7 @@ def read_arrays(src: str | os.PathLike | bytes) -> dict[str, np.ndarray]:
     if isinstance(src, (bytes, bytearray, memoryview)):
         handle: BinaryIO = io.BytesIO(src)
     else:
-        handle = open(src, "rb")  # noqa: SIM115 - closed below, after reading
+        handle = open_regular(src)
     with handle:
         kind = sniff_format(handle.read(SNIFF_BYTES))
         handle.seek(0)
@@ -91,6 +94,8 @@ def _read_npz(f: BinaryIO) -> dict[str, np.ndarray]:
 
 
 def _one_line(e: BaseException) -> str:
+    if isinstance(e, tokenize.TokenError) and e.args:
+        e = e.args[0]  # ('EOF in multi-line statement', (2, 0)) -> its words
     return " ".join(str(e).split()) or type(e).__name__
 
 
@@ -104,20 +109,79 @@ class NpyHeader:
     offset: int
 
 
-def _header(f: BinaryIO) -> NpyHeader:
+def _header(f: BinaryIO, size: int | None = None) -> NpyHeader:
+    """The header at ``f``'s position, checked against the ``size`` of the whole file.
+
+    A header is data like any other: a damaged one is an ArrayReadError whatever NumPy's
+    parser raises, and one that promises more data than the file holds is refused here,
+    before anything is allocated for it.
+    """
+    start = f.tell()
     try:
         version = _fmt.read_magic(f)
         # Version 3.0 differs from 2.0 only in allowing UTF-8 in field names.
         read = _fmt.read_array_header_1_0 if version == (1, 0) else _fmt.read_array_header_2_0
         shape, fortran, dtype = read(f)
-    except (ValueError, EOFError) as e:
-        raise ArrayReadError(f"not a valid .npy file ({_one_line(e)})") from None
-    return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), f.tell())
+        head = NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), f.tell())
+    except (ValueError, EOFError, TypeError, SyntaxError, OverflowError, MemoryError,
+            RecursionError, KeyError, tokenize.TokenError) as e:
+        raise ArrayReadError(f"not a valid .npy file: its header is damaged "
+                             f"({_one_line(e)})") from None
+    if not all(isinstance(n, int) and n >= 0 for n in head.shape):
+        raise ArrayReadError(f"not a valid .npy file: its header gives the shape "
+                             f"{head.shape}, with a negative length")
+    if size is None:
+        here = f.tell()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(here)
+    need = math.prod(head.shape) * head.dtype.itemsize
+    have = size - (head.offset - start)
+    if not head.dtype.hasobject and need > have:
+        raise ArrayReadError(f"the .npy data are cut short (the header promises shape "
+                             f"{head.shape}, {need:,} bytes of {head.dtype}, but the file "
+                             f"holds {max(have, 0):,} bytes after it): truncated, or a "
+                             "header that lies")
+    return head
 
 
-def read_npy_header(path: str | os.PathLike) -> NpyHeader:
-    """The header of a .npy file, without reading its data."""
-    with open(path, "rb") as f:
+def npz_headers(src: str | os.PathLike | bytes | BinaryIO) -> dict[str, NpyHeader]:
+    """The header of every member of a .npz, decompressing only the headers.
+
+    A zip bomb (a small archive holding gigabytes) shows its real shapes here, before
+    anything is allocated for them.
+    """
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        handle: BinaryIO = io.BytesIO(src)
+    elif isinstance(src, (str, os.PathLike)):
+        handle = open_regular(src)
+    else:
+        handle = src
+    out: dict[str, NpyHeader] = {}
+    try:
+        with handle, zipfile.ZipFile(handle) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                name = info.filename.removesuffix(".npy")
+                try:
+                    with zf.open(info) as member:
+                        out[name] = _header(member, size=info.file_size)
+                except ArrayReadError as e:
+                    raise ArrayReadError(f"member {name!r}: {e}") from None
+    except (RuntimeError, *_ZIP_ERRORS) as e:
+        if isinstance(e, OSError) and not isinstance(e, zipfile.BadZipFile) and e.errno:
+            raise
+        raise ArrayReadError(f"not a readable .npz (zip) archive ({_one_line(e)})") from None
+    if not out:
+        raise ArrayReadError("the .npz holds no arrays")
+    return out
+
+
+def read_npy_header(path: str | os.PathLike | BinaryIO) -> NpyHeader:
+    """The header of a .npy file (a path or an open binary file), without its data."""
+    if not isinstance(path, (str, os.PathLike)):
+        return _header(path)
+    with open_regular(path) as f:
         return _header(f)
 
 
@@ -129,7 +193,10 @@ def npy_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
 
 def open_npy_memmap(path: str | os.PathLike) -> np.memmap:
     """A read-only memory map of a .npy file (ArrayReadError if it cannot be mapped)."""
-    _shape, dtype = npy_header(path)
+    try:
+        _shape, dtype = npy_header(path)
+    except ArrayReadError as e:
+        raise ArrayReadError(f"cannot memory-map the .npy ({e})") from None
     if dtype.hasobject:
         raise ArrayReadError(_PICKLED)
     try:

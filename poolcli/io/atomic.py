@@ -1,11 +1,20 @@
-"""Write a file all at once or not at all, and never replace one unless asked."""
+"""Write a file all at once or not at all, and never replace one unless asked.
+
+This is the one writer of every output (pooled files, tiled stage files, the report):
+an output is always a regular file, never an input or the file standard input came
+from, written under a temporary name that says which process wrote it and moved into
+place, so a killed run leaves only files the next run recognises and removes.
+"""
 
 from __future__ import annotations
 
 import filecmp
 import os
+import re
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,26 +23,113 @@ from typing import BinaryIO
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
+# Temporary names: `.NAME.poolcli-PID.RANDOM.part` (outputs) and `.NAME.poolcli-PID.RANDOM
+# .stageI.npy` (a tiled run's intermediate stages). The PID lets a later run tell a live
+# writer's file from a killed one's.
+_TAG = "poolcli-"
+LEFTOVER = re.compile(r"^\..+\.poolcli-(?P<pid>\d+)\.[^.]+\.(part|stage\d+\.npy)$")
 
-def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
-                 overwrite: bool = False, same_ok: bool = False) -> None:
-    """Call ``write`` on a temporary file beside ``dst``, then move it into place.
+FileId = tuple[int, int]  # (st_dev, st_ino): a file whatever name it is reached by
 
-    Without ``overwrite`` an existing ``dst`` raises FileExistsError, checked again at the
-    moment of linking, so a file that appeared meanwhile is not replaced either; with
-    ``same_ok`` an existing ``dst`` that holds exactly the bytes written is no conflict
-    (a retried task finding its own output). On any error or interruption the temporary
-    file is removed and ``dst`` is untouched.
+
+def file_id(st: os.stat_result) -> FileId:
+    return st.st_dev, st.st_ino
+
+
+class OutputRefused(FileExistsError):
+    """An output that must not be written: an input, a device, FIFO or symlink."""
+
+
+def check_output(dst: str | os.PathLike, *, overwrite: bool = False,
+                 protect: Collection[FileId] = ()) -> None:
+    """Refuse ``dst`` unless it can become a regular file without harm.
+
+    It may not exist (or exist as a regular file when ``overwrite``); it is never one of
+    ``protect`` (inputs, the file standard input came from), and never a device, FIFO,
+    folder or symbolic link, which replacing would break. Raises FileExistsError (an
+    existing file without ``overwrite``) or its subclass OutputRefused.
     """
-    dst = Path(dst)
-    if not overwrite and not same_ok and dst.exists():
+    try:
+        st = os.lstat(dst)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise OutputRefused(f"output {dst} is a symbolic link; poolcli writes outputs only "
+                            "as regular files (name the target itself)")
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputRefused(f"output {dst} is {_what(st.st_mode)}, not a regular file; "
+                            "outputs are written only as regular files (or output=- "
+                            "for standard output)")
+    if file_id(st) in protect:
+        raise OutputRefused(f"output {dst} is an input of this run; poolcli never writes "
+                            "over an input")
+    if not overwrite:
         raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
-    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+
+
+def _what(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+@contextmanager
+def temp_beside(dst: Path, suffix: str = ".part") -> Iterator[tuple[int, Path]]:
+    """A new temporary file beside ``dst`` (fd, path), removed on any error.
+
+    Its name carries this process's id (see ``LEFTOVER``). An error creating it names
+    ``dst``, the file the user asked for, not the temporary name.
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.{_TAG}{os.getpid()}.",
+                                    suffix=suffix, dir=dst.parent)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(dst)) from None
     tmp = Path(name)
     try:
+        yield fd, tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
+                 overwrite: bool = False, protect: Collection[FileId] = (),
+                 same_ok: bool = False) -> None:
+    """Call ``write`` on a temporary file beside ``dst``, then move it into place.
+
+    ``dst`` is checked first (``check_output``): never a device, FIFO, symlink or one of
+    ``protect``; without ``overwrite`` an existing ``dst`` raises FileExistsError, checked
+    again at the moment of linking, so a file that appeared meanwhile is not replaced
+    either; with ``same_ok`` an existing ``dst`` that holds exactly the bytes written is
+    no conflict (a retried task finding its own output). On any error or interruption
+    the temporary file is removed and ``dst`` is untouched. OSErrors name ``dst``, never
+    the temporary file.
+    """
+    dst = Path(dst)
+    check_output(dst, overwrite=overwrite or same_ok, protect=protect)
+    with temp_beside(dst) as (fd, tmp):
         os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+        except OSError as e:
+            if e.filename is None or str(tmp) == str(e.filename):
+                # NumPy reports a full disk as a short write with no errno; the system's
+                # words are recovered from the file system, so a batch can count them
+                errno_, words = e.errno, e.strerror
+                if errno_ is None:
+                    errno_, words = _why_short(tmp, str(e))
+                raise OSError(errno_, words, str(dst)) from None
+            raise
+        # the destination may have changed while we wrote: check it again
+        check_output(dst, overwrite=True, protect=protect)
         if overwrite:
             os.replace(tmp, dst)
         else:
@@ -44,6 +140,52 @@ def atomic_write(dst: str | os.PathLike, write: Callable[[BinaryIO], None], *,
                     raise FileExistsError(f"{dst} exists; pass overwrite=True to replace "
                                           "it") from None
             tmp.unlink()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+
+def _why_short(tmp: Path, text: str) -> tuple[int | None, str]:
+    """(errno, words) for a write that stopped short: a full disk, or the message as is."""
+    import errno
+
+    try:
+        st = os.statvfs(tmp.parent)
+        if st.f_bavail == 0:
+            return errno.ENOSPC, os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    return None, text
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of poolcli runs that were killed, in ``folder``.
+
+    Only names this module makes (``LEFTOVER``) whose process is gone are removed; a
+    running poolcli's files are left alone. Returns the files removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = LEFTOVER.match(e.name)
+        if m is None or _alive(int(m["pid"])):
+            continue
+        try:
+            if e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        except OSError:
+            pass  # someone else's file, or gone already
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or a name we cannot judge: keep it
+    return True

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import png_read
+from .inputs import open_regular
 from .modes import CONVERT, MODES, NEW_COLOUR_SPACE, loaded_mode
 
 # Only the formats the spec promises are opened, so "png" in a report means PNG.
@@ -114,7 +115,7 @@ def read_image(src: str | os.PathLike | bytes, *, max_pixels: int | None = None,
     if isinstance(src, (bytes, bytearray, memoryview)):
         handle: BinaryIO = io.BytesIO(src)
     else:
-        handle = open(src, "rb")  # noqa: SIM115 - closed below, after decoding
+        handle = open_regular(src)
     with handle:
         # 16-bit colour PNGs, which Pillow would decode at 8 bits, are read by png_read
         if png_read.pillow_loses_bits(handle.read(33)):
@@ -140,6 +141,9 @@ def _decode_png16(data: bytes, max_pixels: int | None) -> LoadedImage:
 
 def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> LoadedImage:
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if handle.read(8) == _PNG_SIGNATURE:
+        _check_png(handle)  # Pillow checks no IDAT CRC, and ends at a short stream quietly
+    handle.seek(0)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; that must refuse too. With
@@ -156,6 +160,9 @@ def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> Loa
                     raise ImageReadError(
                         _too_large(f"{width}x{height} = {width * height:,}", limit)
                     )
+                why = _inexact(im, fmt)
+                if why is not None:
+                    raise ImageReadError(why)
                 exif = im.getexif()
                 had_orientation = _ORIENTATION in exif
                 im.load()
@@ -168,11 +175,9 @@ def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> Loa
         m = _BOMB.search(str(e))
         if m is None:
             raise ImageReadError(f"refused as a possible decompression bomb: {e}") from None
-        raise ImageReadError(_too_large(f"{int(m[1]):,}", int(m[2]))) from None
+        raise ImageReadError(_too_large(f"{int(m[1]):,}", limit)) from None
     except UnidentifiedImageError:
-        raise ImageReadError(
-            "not a PNG, JPEG, TIFF, BMP, WebP or GIF image, or its header is corrupt"
-        ) from None
+        raise ImageReadError(_NOT_AN_IMAGE) from None
     except ImageReadError:
         raise
     except MemoryError:
@@ -180,6 +185,66 @@ def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> Loa
     except Exception as e:  # Pillow's decoders raise many types on bad data
         text = " ".join(str(e).split()) or type(e).__name__
         raise ImageReadError(f"corrupt or truncated image data ({text})") from None
+
+
+def _inexact(im: Image.Image, fmt: str) -> str | None:
+    """Why Pillow would decode this file inexactly, or None when it reads it whole.
+
+    The one place that refuses what cannot be read exactly (the specification: no format
+    is decoded at a lower bit depth or with fewer frames than the file holds). Jobs send
+    TIFF stacks to tifffile and 16-bit colour PNGs to png_read before Pillow sees them.
+    """
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        what = "pages" if fmt == "tiff" else "frames"
+        hint = "; read it with poolcli.io.tiff" if fmt == "tiff" else ""
+        return (f"a {fmt} of {frames} {what}; pooling the first alone would lose the "
+                f"others{hint}")
+    if fmt == "png" and im.tile:
+        args = im.tile[0].args
+        raw = args if isinstance(args, str) else (args[0] if args else "")
+        if ";16" in str(raw) and im.mode in ("RGB", "RGBA", "LA"):
+            return (f"a 16-bit {im.mode} PNG that Pillow would decode at 8 bits, losing "
+                    "the low byte")
+    return None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_NOT_AN_IMAGE = "not a PNG, JPEG, TIFF, BMP, WebP or GIF image, or its header is corrupt"
+
+
+def _check_png(f: BinaryIO) -> None:
+    """Every chunk whole and its CRC right, up to IEND (ImageReadError otherwise)."""
+    import struct
+    import zlib
+
+    while True:
+        at = f.tell()
+        head = f.read(8)
+        if len(head) < 8:
+            raise ImageReadError(f"truncated PNG: the file ends at byte {at:,}, before its "
+                                 "IEND chunk")
+        length, ctype = struct.unpack(">I4s", head)
+        if at == 8 and (ctype != b"IHDR" or length != 13):
+            raise ImageReadError(_NOT_AN_IMAGE)
+        if not ctype.isalpha():
+            raise ImageReadError(f"corrupt PNG: the bytes at {at:,} are not a chunk")
+        crc, left = zlib.crc32(ctype), length
+        while left:
+            piece = f.read(min(left, 1 << 20))
+            if not piece:
+                raise ImageReadError(f"truncated PNG: the file ends inside its "
+                                     f"{ctype.decode('latin-1')} chunk at byte {at:,}")
+            crc, left = zlib.crc32(piece, crc), left - len(piece)
+        stored = f.read(4)
+        if len(stored) < 4:
+            raise ImageReadError(f"truncated PNG: the file ends inside its "
+                                 f"{ctype.decode('latin-1')} chunk at byte {at:,}")
+        if struct.unpack(">I", stored)[0] != crc:
+            raise ImageReadError(f"corrupt PNG: the {ctype.decode('latin-1')!r} chunk at "
+                                 f"byte {at:,} fails its CRC check")
+        if ctype == b"IEND":
+            return
 
 
 def _too_large(pixels: str, limit: int) -> str:
