@@ -114,3 +114,49 @@ def _pool_part(sub: PoolPlan, piece: np.ndarray, final: np.dtype, origin: tuple,
 
 
 ENGINE = Engine("dask", _prepare, _execute)
+
+
+def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = None,
+               overwrite: bool = False) -> Any:
+    """Pool the zarr array ``src`` into a new zarr store ``dst`` on the active dask
+    scheduler (a distributed Client's cluster, say), chunk-parallel across its workers.
+
+    The result is what ``tiled.pool_store`` writes, cell for cell and chunk for chunk: one
+    array at the root of ``dst`` whose chunks are the input's scaled by the stride. It is
+    written under a temporary name and renamed into place only when every chunk is in,
+    so a run that dies (or a worker lost and its tasks retried) leaves no half-written
+    output. Returns ``tiled.FileResult``.
+    """
+    import time
+    from pathlib import Path
+
+    import dask.array as da
+
+    from .io import zarr_store
+    from .pipeline import StageTiming
+    from .tiled import FileResult, stride_factors
+
+    if Path(dst).exists() and not overwrite:
+        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    source = zarr_store.open_input(src)
+    x = da.from_zarr(source)
+    plans = pipe.plans(x.shape, x.dtype, axes=axes)
+    y = pipe(x, axes=axes, dtype=dtype)
+    chunks = zarr_store.output_chunks(tuple(source.chunks), y.shape, stride_factors(plans))
+    tmp = zarr_store.temporary_beside(dst, "tmp")
+    t0 = time.perf_counter()
+    try:
+        out = zarr_store.create_output(tmp, y.shape, y.dtype, chunks)
+        da.store(y.rechunk(chunks), out, lock=False)
+        zarr_store.commit(tmp, dst, overwrite)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - t0
+    result = FileResult(tuple(x.shape), x.dtype, tuple(y.shape), y.dtype, plans[0].axes,
+                        tiled=True, chunks=y.npartitions)
+    # the stages run as one graph, fused chunk by chunk: their times are one figure
+    result.stages = [StageTiming(str(pipe), plans[0].in_shape, plans[-1].out_shape, seconds)]
+    return result

@@ -333,7 +333,7 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
             out, result.stages = pipe.run(np.asarray(whole), axes=axes,
                                           threads=threads, dtype=dtype)
             result.output_dtype = out.dtype
-            factors = _factors(plans)
+            factors = stride_factors(plans)
             arr = zarr_store.create_output(tmp, out.shape, out.dtype,
                                            zarr_store.output_chunks(in_chunks, out.shape,
                                                                     factors))
@@ -348,7 +348,8 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
                 if not last:
                     temps.append(target)
                 t0 = time.perf_counter()
-                out_chunks = zarr_store.output_chunks(chunks, plan.out_shape, _factors([plan]))
+                out_chunks = zarr_store.output_chunks(chunks, plan.out_shape,
+                                                      stride_factors([plan]))
                 arr = zarr_store.create_output(target, plan.out_shape, out_dt, out_chunks)
                 result.chunks += _store_stage(cur, arr, plan, out_dt, limit // 3, threads)
                 result.stages.append(StageTiming(str(pipe.stages[i]), plan.in_shape,
@@ -369,7 +370,7 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
     return result
 
 
-def _factors(plans: list[PoolPlan]) -> dict[int, float]:
+def stride_factors(plans: list[PoolPlan]) -> dict[int, float]:
     factors: dict[int, float] = {}
     for plan in plans:
         for ap in plan.axis_plans:

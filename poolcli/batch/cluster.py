@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.engine import resolve_threads
 from ..errors import PoolError
+from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
 from .job import run_job
 from .jobs import Job, Options
@@ -60,10 +61,19 @@ def client_for(scheduler: str | None, workers: int | None = None) -> Iterator[An
 
 def run_on_cluster(client: Any, jobs_list: list[Job], pipe: Pipeline, opts: Options,
                    finished: Callable[[int, list[FileRecord]], bool]) -> None:
-    """Run every job as a task on ``client``'s cluster; ``finished`` as in a local run."""
+    """Run every job as a task on ``client``'s cluster; ``finished`` as in a local run.
+
+    A zarr array into a zarr store is one job too big for one task: it is pooled
+    chunk-parallel across the workers (``dask_engine.pool_store``), from here.
+    """
     distributed = _distributed()
+    stores = [i for i, job in enumerate(jobs_list)
+              if is_zarr_path(job.src) and is_zarr_path(job.dest)]
+    for i in stores:
+        if finished(i, [_store_job(jobs_list[i], pipe, opts)]):
+            return
     futures = {client.submit(run_job, job, pipe, opts, pure=False, retries=RETRIES): i
-               for i, job in enumerate(jobs_list)}
+               for i, job in enumerate(jobs_list) if i not in stores}
     try:
         for fut in distributed.as_completed(futures):
             i = futures[fut]
@@ -77,3 +87,29 @@ def run_on_cluster(client: Any, jobs_list: list[Job], pipe: Pipeline, opts: Opti
     finally:
         for fut in futures:
             fut.cancel()
+
+
+def _store_job(job: Job, pipe: Pipeline, opts: Options) -> FileRecord:
+    """A zarr -> zarr job pooled across the cluster; a failure is a record, as in run_job."""
+    import time
+
+    from ..dask_engine import pool_store
+
+    rec = FileRecord(job.src, job.dest)
+    t0 = time.perf_counter()
+    try:
+        res = pool_store(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
+                         overwrite=opts.overwrite)
+    except FileExistsError as e:
+        rec.status, rec.error, rec.exists = "error", str(e), True
+    except PoolError as e:
+        rec.status, rec.error, rec.usage_error = "error", str(e), True
+    except (OSError, ValueError) as e:
+        rec.status, rec.error = "error", f"cannot pool it on the cluster ({e})"
+    else:
+        rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
+        rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
+        rec.axes, rec.stages = res.axes, res.stages
+        rec.pool_seconds = sum(s.seconds for s in res.stages)
+    rec.seconds = time.perf_counter() - t0
+    return rec

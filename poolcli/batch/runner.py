@@ -48,6 +48,8 @@ class BatchOptions:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise PoolError(f"engine={self.engine!r} is not known; use {' or '.join(ENGINES)}")
+        if self.scheduler is not None and self.engine != "dask":
+            raise PoolError("`scheduler` applies to engine=dask only")
 
 
 class Listener(Protocol):

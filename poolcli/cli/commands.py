@@ -23,6 +23,7 @@ from .options import (
     Dilation,
     Divisor,
     DType,
+    Engine,
     FailFast,
     Format,
     Glob,
@@ -45,6 +46,7 @@ from .options import (
     Recursive,
     Report,
     ReportFile,
+    Scheduler,
     Stride,
     check_dtype,
     ints,
@@ -95,7 +97,8 @@ def _kind_command(kind: str, name: str):
                 global_: Global = False, ignore_nan: IgnoreNan = False,
                 nodata: NoData = None, output: Output = None, format: Format = None,
                 overwrite: Overwrite = False,
-                dtype: DType = None, jobs: Jobs = None, report: Report = None,
+                dtype: DType = None, jobs: Jobs = None, engine: Engine = "local",
+                scheduler: Scheduler = None, report: Report = None,
                 report_file: ReportFile = None, quiet: Quiet = False,
                 fail_fast: FailFast = False, memory_limit: MemLimit = None,
                 recursive: Recursive = False, glob: Glob = None,
@@ -134,6 +137,7 @@ def _run(pipe: Pipeline, tag: str, inputs: list[str], given: dict) -> int:
                        given["memory_limit"], given["jobs"])
     opts = BatchOptions(pipeline=pipe, inputs=tuple(inputs), tag=tag, output=given["output"],
                         recursive=given["recursive"], glob=given["glob"], jobs=given["jobs"],
+                        engine=given["engine"], scheduler=given["scheduler"],
                         fail_fast=given["fail_fast"], job=job)
     return run_batch(opts, Reporting(given["report"], given["report_file"], given["quiet"]))
 
@@ -152,6 +156,7 @@ def run(args: Annotated[list[str], typer.Argument(
             metavar="PIPELINE INPUT...", show_default=False)],
         pipeline_file: PipeFile = None, output: Output = None, format: Format = None,
         overwrite: Overwrite = False, dtype: DType = None, jobs: Jobs = None,
+        engine: Engine = "local", scheduler: Scheduler = None,
         report: Report = None, report_file: ReportFile = None, quiet: Quiet = False,
         fail_fast: FailFast = False, memory_limit: MemLimit = None,
         recursive: Recursive = False, glob: Glob = None, axes: Axes = None,

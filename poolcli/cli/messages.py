@@ -35,6 +35,8 @@ FLAGS: dict[str, str] = {
     "compress_level": "--compress-level",
     "premultiply": "--premultiply",
     "threads": "--threads",
+    "engine": "--engine",
+    "scheduler": "--scheduler",
 }
 # `name`, name=True or name=VALUE, for the names above only.
 _NAMED = re.compile(r"`(?P<quoted>\w+)`|\b(?P<name>" + "|".join(FLAGS)

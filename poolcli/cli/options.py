@@ -174,6 +174,14 @@ Jobs = Annotated[int | None, option(
     help="files at once, in worker processes (default: all cores for batches of 16 MB of "
     "input or more and 4 files per worker; a smaller batch runs in one process, each file "
     "pooled on all cores)")]
+Engine = Annotated[str, option(
+    "--engine", metavar="local|dask",
+    help="local (default), or dask: one task per file on a dask cluster (a zarr store "
+    "chunk-parallel across its workers); needs poolcli[dask]")]
+Scheduler = Annotated[str | None, option(
+    "--scheduler", metavar="ADDRESS",
+    help="with --engine dask: join this scheduler (tcp://host:8786); default: a "
+    "LocalCluster sized to the machine, started and closed by the run")]
 Report = Annotated[str | None, option(
     "--report", metavar="table|json|none",
     help="on standard error (default: table on a terminal, else none)")]
