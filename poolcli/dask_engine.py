@@ -4,14 +4,15 @@ Each output chunk is one task that pools, with the in-memory engine, just the in
 its windows read (``PoolPlan.part``): the chunk's own cells and the halo past its end
 that windows starting inside it reach. So every value equals the in-memory result, at
 every chunk seam. Output chunks follow the input's: along a pooled axis, output chunk j
-holds the windows whose first cell lies in input chunk j (so it may be empty); batch axes
-keep their chunks. An adaptive axis (``output_size`` that does not divide the length) is
-pooled whole: it is re-chunked to one chunk first. Needs the optional extra
-``poolcli[dask]``.
+holds the windows whose first cell lies in input chunk j (an input chunk in which no
+window starts gives none); batch axes keep their chunks. An adaptive axis (an
+``output_size`` that does not divide the length) is pooled whole: it is re-chunked to one
+chunk first. Needs the optional extra ``poolcli[dask]``.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from itertools import pairwise, product
 from typing import Any
 
@@ -31,84 +32,102 @@ def _prepare(x: Any) -> Any:
 
 
 def _window_blocks(ap: AxisPlan, chunks: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Output windows per input chunk: window i belongs to the chunk holding its first cell."""
+    """Output windows per input chunk: window i belongs to the chunk holding its first
+    cell; chunks where no window starts are left out."""
     if ap.adaptive:
         return [(0, ap.out)]
     edges = np.cumsum((0, *chunks))
     # window i starts at i*stride - before; the first window at or past each chunk edge
     firsts = [min(ap.out, max(0, -(-(int(e) + ap.before) // ap.stride))) for e in edges]
     firsts[0], firsts[-1] = 0, ap.out
-    return list(pairwise(firsts))
+    # an input chunk where no window starts gives no output chunk (dask broadcasts empty
+    # chunks of a length-1 axis wrongly in later element-wise steps)
+    return [(a, b) for a, b in pairwise(firsts) if b > a]
 
 
 def _execute(plan: PoolPlan, x: Any, *, dtype: Any = None, threads: int | None = None) -> Any:
-    """Pool the dask array ``x`` lazily; the result is a dask array (see the module doc)."""
-    import dask
+    """Pool the dask array ``x`` lazily; the result is a dask array (see the module doc).
+
+    The graph is one layer with one task per output chunk, which takes the input chunks
+    its windows read by their keys (its own and the neighbours holding its halo): no
+    per-chunk slicing graphs, and a halo travels between workers, not from storage twice.
+    """
     import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     final = result_dtype(plan, x.dtype, dtype)
     adaptive = {ap.axis: -1 for ap in plan.axis_plans if ap.adaptive}
     if adaptive:
         x = x.rechunk(adaptive)
     pooled = {ap.axis: ap for ap in plan.axis_plans}
-    # Per axis: the blocks of the output, as (o0, o1) windows of a pooled axis or an input
-    # chunk range of a batch axis.
-    per_axis = []
-    for axis, sizes in enumerate(x.chunks):
-        if axis in pooled:
-            per_axis.append(_window_blocks(pooled[axis], sizes))
-        else:
-            edges = [int(e) for e in np.cumsum((0, *sizes))]
-            per_axis.append(list(pairwise(edges)))
-    indices = plan.return_indices
-    # each task pools one thread's worth: the cluster's workers give the parallelism
-    work = dask.delayed(_pool_part, pure=True, nout=2 if indices else None)
-    blocks: dict[tuple[int, ...], Any] = {}
-    idx_blocks: dict[tuple[int, ...], Any] = {}
+    edges = [[int(e) for e in np.cumsum((0, *sizes))] for sizes in x.chunks]
+    # Per axis: the output's blocks, as (o0, o1) windows of a pooled axis or the input's
+    # chunk (a0, a1) of a batch axis.
+    per_axis = [_window_blocks(pooled[a], x.chunks[a]) if a in pooled
+                else list(pairwise(edges[a])) for a in range(x.ndim)]
+    name = "poolcli-" + tokenize(x, plan, final)
+    layer: dict[tuple, Any] = {}
     for pos in product(*(range(len(b)) for b in per_axis)):
         ranges = [per_axis[a][i] for a, i in enumerate(pos)]
         windows = tuple(ranges[ap.axis] for ap in plan.axis_plans)
-        batch_key = tuple(slice(*ranges[a]) if a not in pooled else slice(None)
-                          for a in range(x.ndim))
         sub, key = plan.part(windows, tuple(b - a if i not in pooled else x.shape[i]
                                             for i, (a, b) in enumerate(ranges)))
-        shape = tuple(b - a for a, b in ranges)
-        if 0 in shape:
-            blocks[pos] = da.empty(shape, final, chunks=shape)
-            if indices:
-                idx_blocks[pos] = da.empty(shape, np.int64, chunks=shape)
-            continue
-        piece = x[batch_key][key]
-        origin = tuple(k.start for k in key)
-        res = work(sub, piece, final, origin, plan.in_shape)
-        if indices:
-            blocks[pos] = da.from_delayed(res[0], shape, final)
-            idx_blocks[pos] = da.from_delayed(res[1], shape, np.int64)
-        else:
-            blocks[pos] = da.from_delayed(res, shape, final)
-    out = da.block(_nest(blocks, [len(b) for b in per_axis]))
-    if indices:
-        return out, da.block(_nest(idx_blocks, [len(b) for b in per_axis]))
-    return out
+        # the input chunks each axis reads, and where the part starts in the first one
+        spans, local = [], []
+        for a in range(x.ndim):
+            if a in pooled:
+                lo, hi = key[a].start, key[a].stop
+                first = bisect_right(edges[a], lo) - 1
+                last = bisect_left(edges[a], hi) - 1
+                spans.append(range(first, last + 1))
+                local.append(slice(lo - edges[a][first], hi - edges[a][first]))
+            else:
+                spans.append(range(pos[a], pos[a] + 1))
+                local.append(slice(None))
+        keys = _nested_keys(x.name, spans)
+        origin = tuple(key[a].start if a in pooled else 0 for a in range(x.ndim))
+        layer[(name, *pos)] = (_pool_part, sub, keys, tuple(local), final, origin,
+                               plan.in_shape)
+    chunks = tuple(tuple(b - a for a, b in blocks) for blocks in per_axis)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
+    if not plan.return_indices:
+        return da.Array(graph, name, chunks, dtype=final)
+    both = da.Array(graph, name, chunks, dtype=final)
+    out = both.map_blocks(_first, dtype=final)
+    idx = both.map_blocks(_second, dtype=np.int64)
+    return out, idx
 
 
-def _nest(blocks: dict[tuple[int, ...], Any], counts: list[int], prefix: tuple = ()) -> Any:
-    if len(prefix) == len(counts):
-        return blocks[prefix]
-    return [_nest(blocks, counts, (*prefix, i)) for i in range(counts[len(prefix)])]
+def _first(pair: Any) -> np.ndarray:
+    return pair[0] if isinstance(pair, tuple) else pair
 
 
-def _pool_part(sub: PoolPlan, piece: np.ndarray, final: np.dtype, origin: tuple,
-               whole: tuple[int, ...]):
-    """One output chunk, computed in memory; indices made flat over the whole input."""
-    res = memory.execute(sub, np.asarray(piece), dtype=final, threads=1)
+def _second(pair: Any) -> np.ndarray:
+    return pair[1] if isinstance(pair, tuple) else np.empty(pair.shape, np.int64)
+
+
+def _nested_keys(name: str, spans: list[range], prefix: tuple = ()) -> Any:
+    """The keys of the input chunks in ``spans`` (one range per axis), nested as np.block
+    takes them."""
+    if len(prefix) == len(spans):
+        return (name, *prefix)
+    return [_nested_keys(name, spans, (*prefix, i)) for i in spans[len(prefix)]]
+
+
+def _pool_part(sub: PoolPlan, blocks: Any, local: tuple[slice, ...], final: np.dtype,
+               origin: tuple, whole: tuple[int, ...]):
+    """One output chunk: its input chunks joined, the cells it reads cut out, pooled in
+    memory; indices made flat over the whole input."""
+    piece = np.block(blocks)[local] if isinstance(blocks, list) else blocks[local]
+    res = memory.execute(sub, piece, dtype=final, threads=1)
     if not sub.return_indices:
         return res
     out, idx = res
     # local flat index over the part's pooled axes -> flat index over the whole input's
-    local = [sub.in_shape[ap.axis] for ap in sub.axis_plans]
+    local_shape = [sub.in_shape[ap.axis] for ap in sub.axis_plans]
     full = [whole[ap.axis] for ap in sub.axis_plans]
-    coords = np.unravel_index(idx, local)
+    coords = np.unravel_index(idx, local_shape)
     shifted = [c + origin[ap.axis] for c, ap in zip(coords, sub.axis_plans, strict=True)]
     return out, np.ravel_multi_index(shifted, full).astype(np.int64)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .core.kinds import canonical_kind, check_nodata
 from .errors import PoolError
-from .pool import pool
+from .pool import engine_for, pool
 
 # pool() options a pyramid sets itself from ``factor``
 _FIXED = ("kernel", "stride", "padding", "dilation", "ceil_mode", "output_size",
@@ -119,10 +119,7 @@ def pyramid(x: Any, levels: int | None = None, kind: str = "avg", factor: Any = 
     >>> [lvl.tolist() for lvl in pyramid(x)]
     [[[0, 1, 2], [3, 4, 255]], [[2, 128]], [[44]]]
     """
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"a pyramid needs a bool, integer or floating array, got dtype "
-                        f"{arr.dtype}")
+    arr = engine_for(x).prepare(x)  # a dask array stays one: its levels are lazy
     fixed = sorted(set(pool_options) & set(_FIXED))
     if fixed:
         raise PoolError(f"pyramid sets the windows from `factor` (kernel = stride, "
@@ -187,18 +184,19 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
     if ignore_nan and dt.kind == "f":
         nan = np.isnan(arr)
         missing = nan if missing is None else missing | nan
-    if missing is not None and not missing.any():
+    if missing is not None and not bool(missing.any()):
         missing = None
     top = 1 if dt.kind == "b" else int(np.iinfo(dt).max) if dt.kind in "iu" else 0
     small = dt.kind in "biu" and cells * top * (top if alpha else 1) < 2**23
     if missing is None and not alpha:
         sums = arr  # the first sums straight from the input (no widened copy)
     else:
+        # written without in-place updates, so a dask array's levels stay lazy
         sums = arr.astype(sdt)
         if alpha:
-            sums[..., :-1] *= sums[..., -1:]
+            sums = np.concatenate([sums[..., :-1] * sums[..., -1:], sums[..., -1:]], axis=-1)
         if missing is not None:
-            sums[missing] = 0
+            sums = np.where(missing, sdt.type(0), sums)
     counts = None if missing is None else (~missing).astype(np.int32)
     if counts is not None and alpha:
         counts = counts[..., -1:]
@@ -241,13 +239,11 @@ def _mean(sums: np.ndarray, div: np.ndarray, dt: np.dtype, alpha: bool,
     return _divide(sums, div, dt, np.nan if nodata is None else nodata, small)
 
 
-def _divide(num: np.ndarray, den: np.ndarray, dt: np.dtype, empty: Any,
-            small: bool = False) -> np.ndarray:
+def _divide(num: Any, den: Any, dt: np.dtype, empty: Any, small: bool = False) -> Any:
+    """num / den rounded once to ``dt``; ``empty`` where den is 0. Written without
+    in-place updates, so it works on dask arrays too."""
     zero = den == 0
-    if zero.any():
-        den = np.where(zero, 1, den)
-    else:
-        zero = None
+    den = np.where(zero, 1, den)
     if dt.kind == "f":
         with np.errstate(invalid="ignore"):
             out = (num / den).astype(dt)
@@ -255,17 +251,17 @@ def _divide(num: np.ndarray, den: np.ndarray, dt: np.dtype, empty: Any,
         # float division then rint is exact: a tie a/b = m + 1/2 is exact, and any other
         # quotient is >= 1/(2b) from one, far above the rounding error while |a| < 2**23
         # in float32 (2**52 in float64)
-        out = np.divide(num, den, dtype=np.float32 if small else np.float64)
-        np.rint(out, out=out)
+        out = np.rint(np.divide(num, den, dtype=np.float32 if small else np.float64))
         if dt.kind != "b":
             info = np.iinfo(dt)
-            np.clip(out, info.min, info.max, out=out)
+            out = np.clip(out, info.min, info.max)
         out = out.astype(dt)
     else:  # 64-bit sums: integer division, half to even
         q, r = np.divmod(num, den)
         twice = 2 * r
         q = q + ((twice > den) | ((twice == den) & (q % 2 == 1)))
         out = q.astype(dt)
-    if zero is not None:  # blocks of nodata (or ignored NaN) only
-        out[np.broadcast_to(zero, out.shape)] = np.array(empty).astype(dt)
-    return out
+    # blocks of nodata (or ignored NaN) only; an integer level has no NaN to give
+    nan = isinstance(empty, float) and math.isnan(empty)
+    fill = np.zeros((), dt) if nan and dt.kind != "f" else np.array(empty).astype(dt)
+    return np.where(zero, fill, out)

@@ -116,3 +116,29 @@ def test_on_a_local_cluster_of_processes():
             got = client.compute(pool(d, kind, 3, stride=2, padding=1)).result()
             np.testing.assert_array_equal(got, pool(x, kind, 3, stride=2, padding=1))
         assert len(client.scheduler_info()["workers"]) == 2
+
+
+@pytest.mark.parametrize("dtype,kw", [(np.uint8, {}), (np.uint16, {"nodata": 7}),
+                                      (np.float32, {"ignore_nan": True}), (np.int32, {})])
+def test_pyramid_levels_stay_lazy_and_exact(dtype, kw):
+    from poolcli.pyramid import pyramid
+
+    x = np.random.default_rng(5).integers(0, 9, (37, 53)).astype(dtype)
+    if dtype == np.float32:
+        x[3:9, 4] = np.nan
+    want = pyramid(x, **kw)
+    got = pyramid(da.from_array(x, chunks=(10, 16)), **kw)
+    assert len(got) == len(want) and all(isinstance(g, da.Array) for g in got[1:])
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.asarray(g), w)
+
+
+@pytest.mark.parametrize("kind", ["mode", "max", "median"])
+def test_pyramid_of_labels_on_dask(kind):
+    from poolcli.pyramid import pyramid
+
+    x = np.random.default_rng(6).integers(0, 4, (3, 37, 29)).astype(np.uint32)
+    want = pyramid(x, kind=kind, axes=(1, 2))
+    got = pyramid(da.from_array(x, chunks=(1, 9, 11)), kind=kind, axes=(1, 2))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.asarray(g), w)
