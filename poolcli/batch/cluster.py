@@ -17,7 +17,7 @@ from ..core.engine import resolve_threads
 from ..errors import PoolError
 from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
-from .job import run_job
+from .job import from_result, run_job
 from .jobs import Job, Options
 from .report import FileRecord
 
@@ -107,9 +107,6 @@ def _store_job(job: Job, pipe: Pipeline, opts: Options) -> FileRecord:
     except (OSError, ValueError) as e:
         rec.status, rec.error = "error", f"cannot pool it on the cluster ({e})"
     else:
-        rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
-        rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
-        rec.axes, rec.stages = res.axes, res.stages
-        rec.pool_seconds = sum(s.seconds for s in res.stages)
+        return from_result(rec, res, t0)
     rec.seconds = time.perf_counter() - t0
     return rec

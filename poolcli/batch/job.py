@@ -29,6 +29,7 @@ from ..tiled import (
     pool_file,
     pool_store,
     read_header,
+    stride_factors,
     working_set,
 )
 from .jobs import STDIO, Job, Options
@@ -85,8 +86,9 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
                      output="<stdout>" if job.dest == STDIO else job.dest)
     try:
         return _run(job, pipe, opts, rec, t_start, stdin, stdout)
-    except OutputRefused as e:
-        # an input, a device, FIFO or symlink named as an output: a naming mistake
+    except (OutputRefused, UsageError) as e:
+        # An input, a device, FIFO or symlink named as an output, or options that cannot
+        # apply to this kind of input: a naming or usage mistake, and the batch stops here.
         rec.error = str(e)
         rec.usage_error = rec.stop = True
     except FileExistsError as e:
@@ -97,10 +99,6 @@ def _run_job(job: Job, pipe: Pipeline, opts: Options, stdin: BinaryIO | None,
     except StreamClosed as e:
         rec.error = str(e)
         rec.stop = True
-    except UsageError as e:
-        # The options cannot apply to this kind of input: the batch stops here.
-        rec.error = str(e)
-        rec.usage_error = rec.stop = True
     except PoolError as e:
         rec.error = str(e)
         rec.usage_error = True
@@ -166,12 +164,7 @@ def _run(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t_start: floa
             res = pool_file(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
                             threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite,
                             protect=opts.protect)
-            rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
-            rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
-            rec.axes, rec.stages = res.axes, res.stages
-            rec.pool_seconds = sum(s.seconds for s in res.stages)
-            rec.seconds = time.perf_counter() - t_start
-            return [rec]
+            return [from_result(rec, res, t_start)]
     if in_format in ("npy", "npz"):
         # everything is held at once: refuse before reading what cannot fit
         heads = (arrays.npz_headers(src) if in_format == "npz"
@@ -234,12 +227,7 @@ def _run_zarr(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t0: floa
             raise UsageError("a .zarr output is made from a zarr array or a .npy file")
         res = pool_store(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
                          threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite)
-        rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
-        rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
-        rec.axes, rec.stages = res.axes, res.stages
-        rec.pool_seconds = sum(s.seconds for s in res.stages)
-        rec.seconds = time.perf_counter() - t_start
-        return [rec]
+        return [from_result(rec, res, t_start)]
     out_format = _out_format(job, "zarr", opts)
     if out_format not in ("npy", "npz"):
         raise UsageError(f"a zarr array is written as zarr, npy or npz, not {out_format}")
@@ -249,20 +237,43 @@ def _run_zarr(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t0: floa
                         "output; write a .zarr output, which is made chunk by chunk")
     arr = np.asarray(source[...])
     rec.load_seconds = time.perf_counter() - t0
-    rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
-    t1 = time.perf_counter()
-    out, rec.stages = pipe.run(arr, axes=opts.axes, threads=opts.threads, dtype=opts.dtype)
-    rec.pool_seconds = time.perf_counter() - t1
-    rec.axes = pipe.plans(arr.shape, arr.dtype, axes=opts.axes)[0].axes
-    rec.output_shape, rec.output_dtype = out.shape, str(out.dtype)
+    out = _pool_array(pipe, rec, arr, opts.axes, opts.threads, opts.dtype)
     t2 = time.perf_counter()
-    if out_format == "npy":
-        _write(job, opts, None, lambda f: arrays.write_npy(out, f))
-    else:
-        _write(job, opts, None, lambda f: arrays.write_npz({"array": out}, f))
+    _write_array(job, opts, None, out, out_format, "array")
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start
     return [rec]
+
+
+def from_result(rec: FileRecord, res: Any, t_start: float) -> FileRecord:
+    """``rec`` filled from what a streamed run returned (``tiled.FileResult``)."""
+    rec.input_shape, rec.input_dtype = res.input_shape, str(res.input_dtype)
+    rec.output_shape, rec.output_dtype = res.output_shape, str(res.output_dtype)
+    rec.axes, rec.stages = res.axes, res.stages
+    rec.pool_seconds = sum(s.seconds for s in res.stages)
+    rec.seconds = time.perf_counter() - t_start
+    return rec
+
+
+def _pool_array(pipe: Pipeline, rec: FileRecord, arr: np.ndarray, axes: Any,
+                threads: int | None, dtype: Any) -> np.ndarray:
+    """Pool a whole array through ``pipe``, filling ``rec``'s shapes, axes and times."""
+    rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
+    t1 = time.perf_counter()
+    out, rec.stages = pipe.run(arr, axes=axes, threads=threads, dtype=dtype)
+    rec.pool_seconds = time.perf_counter() - t1
+    rec.axes = pipe.plans(arr.shape, arr.dtype, axes=axes)[0].axes
+    rec.output_shape, rec.output_dtype = out.shape, str(out.dtype)
+    return out
+
+
+def _write_array(job: Job, opts: Options, stdout: BinaryIO | None, out: np.ndarray,
+                 out_format: str, member: str) -> None:
+    """``out`` as a .npy, or as the one ``member`` of a .npz."""
+    if out_format == "npy":
+        _write(job, opts, stdout, lambda f: arrays.write_npy(out, f))
+    else:
+        _write(job, opts, stdout, lambda f: arrays.write_npz({member: out}, f))
 
 
 def _nodata_notes(pipe: Pipeline, what: str, value: Any) -> list[str]:
@@ -271,18 +282,6 @@ def _nodata_notes(pipe: Pipeline, what: str, value: Any) -> list[str]:
         return []
     return [f"the file's {what} is {value}; it is not applied: give nodata={value} to "
             "skip those cells"]
-
-
-def pooling_factors(pipe: Pipeline, shape: tuple[int, ...], dtype: Any,
-                    axes: Any) -> dict[int, float]:
-    """Input cells per output cell on each pooled axis, over every stage: the strides'
-    product (n/out for an adaptive axis), by which a resolution is scaled."""
-    factors: dict[int, float] = {}
-    for plan in pipe.plans(shape, dtype, axes=axes):
-        for ap in plan.axis_plans:
-            f = ap.n / ap.out if ap.adaptive else ap.stride
-            factors[ap.axis] = factors.get(ap.axis, 1.0) * f
-    return factors
 
 
 def _run_tiff(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
@@ -298,22 +297,16 @@ def _run_tiff(job, pipe, opts, rec, src, out_format, t0, t_start, stdout):
     arr = stack.array
     rec.notes = _nodata_notes(pipe, "GDAL_NODATA tag", stack.gdal_nodata)
     axes = opts.axes if opts.axes is not None else stack.image_axes
-    rec.input_shape, rec.input_dtype = arr.shape, str(arr.dtype)
     # a TIFF keeps its sample type, as an image keeps its mode; an array takes the result's
     dtype = opts.dtype if opts.dtype is not None or out_format != "tiff" else arr.dtype
-    t1 = time.perf_counter()
-    out, rec.stages = pipe.run(arr, axes=axes, threads=opts.threads, dtype=dtype)
-    rec.pool_seconds = time.perf_counter() - t1
-    rec.axes = pipe.plans(arr.shape, arr.dtype, axes=axes)[0].axes
-    rec.output_shape, rec.output_dtype = out.shape, str(out.dtype)
+    out = _pool_array(pipe, rec, arr, axes, opts.threads, dtype)
     t2 = time.perf_counter()
     if out_format == "tiff":
-        result = tiff.scaled(stack, out, pooling_factors(pipe, arr.shape, arr.dtype, axes))
+        factors = stride_factors(pipe.plans(arr.shape, arr.dtype, axes=axes))
+        result = tiff.scaled(stack, out, factors)
         _write(job, opts, stdout, lambda f: tiff.write_tiff(result, f))
-    elif out_format == "npy":
-        _write(job, opts, stdout, lambda f: arrays.write_npy(out, f))
     else:
-        _write(job, opts, stdout, lambda f: arrays.write_npz({"image": out}, f))
+        _write_array(job, opts, stdout, out, out_format, "image")
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start
     return [rec]

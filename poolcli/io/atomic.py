@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from .inputs import file_kind
+
 # mkstemp makes 0600 files; an output should get the permissions any new file gets. The
 # umask can only be read by setting it, so it is read once, at import.
 _UMASK = os.umask(0o022)
@@ -57,7 +59,7 @@ def check_output(dst: str | os.PathLike, *, overwrite: bool = False,
         raise OutputRefused(f"output {dst} is a symbolic link; poolcli writes outputs only "
                             "as regular files (name the target itself)")
     if not stat.S_ISREG(st.st_mode):
-        raise OutputRefused(f"output {dst} is {_what(st.st_mode)}, not a regular file; "
+        raise OutputRefused(f"output {dst} is {file_kind(st.st_mode)}, not a regular file; "
                             "outputs are written only as regular files (or output=- "
                             "for standard output)")
     if file_id(st) in protect:
@@ -65,18 +67,6 @@ def check_output(dst: str | os.PathLike, *, overwrite: bool = False,
                             "over an input")
     if not overwrite:
         raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
-
-
-def _what(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 @contextmanager

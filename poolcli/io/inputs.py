@@ -24,7 +24,7 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     try:
         mode = os.fstat(f.fileno()).st_mode
         if not stat.S_ISREG(mode):
-            raise NotAFile(f"{_what(mode)}, not a regular file; pipe it into standard "
+            raise NotAFile(f"{file_kind(mode)}, not a regular file; pipe it into standard "
                            "input (-) to read it as a stream")
         os.set_blocking(f.fileno(), True)
     except BaseException:
@@ -37,7 +37,8 @@ def _nonblocking(path: str, flags: int) -> int:
     return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
-def _what(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words: "a FIFO (named pipe)", ..."""
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
