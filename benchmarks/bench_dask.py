@@ -60,25 +60,27 @@ def reset_peak() -> bool:
         return False
 
 
-def peak_mib() -> float:
-    """This process's peak RSS since the last reset_peak (VmHWM), else its lifetime peak."""
+def _status_mib(field: str) -> float | None:
+    """A memory line of /proc/self/status in MiB (None where there is none)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_mib() -> float:
+    """This process's peak RSS since the last reset_peak (VmHWM), else its lifetime peak."""
+    peak = _status_mib("VmHWM")
+    return peak if peak is not None else (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def rss_mib() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    rss = _status_mib("VmRSS")
+    return rss if rss is not None else float("nan")
 
 
 # --- the data ------------------------------------------------------------------------

@@ -19,15 +19,13 @@ from typing import Any
 import numpy as np
 
 from .core import engine as memory
-from .core.kinds import result_dtype
+from .core.kinds import check_input, result_dtype
 from .core.plan import AxisPlan, PoolPlan
 from .pool import Engine
 
 
 def _prepare(x: Any) -> Any:
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"pooling needs a bool, integer or floating array, got dtype "
-                        f"{x.dtype}; convert it first (complex: take .real or abs())")
+    check_input(np.dtype(x.dtype))
     return x
 
 

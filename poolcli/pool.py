@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .core.kinds import check_input
 from .core.plan import make_plan
 
 
@@ -29,9 +30,7 @@ class Engine:
 
 def _numpy_prepare(x: Any) -> np.ndarray:
     arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"pooling needs a bool, integer or floating array, got dtype "
-                        f"{arr.dtype}; convert it first (complex: take .real or abs())")
+    check_input(arr.dtype)
     return arr
 
 

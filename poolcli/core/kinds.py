@@ -231,6 +231,13 @@ def identity_of(kind: Kind, plan: Any, dt: np.dtype) -> Any:
 
 
 
+def check_input(dt: np.dtype) -> None:
+    """TypeError unless arrays of ``dt`` can be pooled (bool, integer or floating)."""
+    if dt.kind not in "biuf":
+        raise TypeError(f"pooling needs a bool, integer or floating array, got dtype "
+                        f"{dt}; convert it first (complex: take .real or abs())")
+
+
 def check_dtype(dtype: Any) -> np.dtype:
     """``dtype`` as a NumPy dtype, if it is a bool, integer or float one (else PoolError)."""
     try:
