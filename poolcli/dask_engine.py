@@ -12,6 +12,8 @@ chunk first. Needs the optional extra ``poolcli[dask]``.
 
 from __future__ import annotations
 
+import math
+import os
 from bisect import bisect_left, bisect_right
 from itertools import pairwise, product
 from typing import Any
@@ -130,11 +132,27 @@ def _pool_part(sub: PoolPlan, blocks: Any, local: tuple[slice, ...], final: np.d
     return out, np.ravel_multi_index(shifted, full).astype(np.int64)
 
 
-ENGINE = Engine("dask", _prepare, _execute)
+# A pooled chunk shrinks by the stride, so after a few levels of a pyramid every task
+# would pool a handful of cells; chunks are joined to at least this many cells over the
+# pooled axes (256 x 256 over two, about 40**3 over three) before the next level.
+MIN_TASK_CELLS = 2**16
+
+
+def _regroup(x: Any, axes: tuple[int, ...]) -> Any:
+    """``x`` with its chunks along ``axes`` joined to regular chunks of at least
+    ``MIN_TASK_CELLS ** (1 / len(axes))`` cells each, where they are smaller."""
+    if not axes:
+        return x
+    side = max(1, round(MIN_TASK_CELLS ** (1 / len(axes))))
+    small = {a: side for a in axes if len(x.chunks[a]) > 1 and max(x.chunks[a]) < side}
+    return x.rechunk(small) if small else x
+
+
+ENGINE = Engine("dask", _prepare, _execute, _regroup)
 
 
 def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = None,
-               overwrite: bool = False) -> Any:
+               overwrite: bool = False, run: Any = None) -> Any:
     """Pool the zarr array ``src`` into a new zarr store ``dst`` on the active dask
     scheduler (a distributed Client's cluster, say), chunk-parallel across its workers.
 
@@ -142,7 +160,8 @@ def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = 
     array at the root of ``dst`` whose chunks are the input's scaled by the stride. It is
     written under a temporary name and renamed into place only when every chunk is in,
     so a run that dies (or a worker lost and its tasks retried) leaves no half-written
-    output. Returns ``tiled.FileResult``.
+    output. ``run(work)`` computes a list of dask collections (default ``dask.compute``;
+    a caller may watch the tasks). Returns ``tiled.FileResult``.
     """
     import time
     from pathlib import Path
@@ -164,7 +183,13 @@ def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = 
     t0 = time.perf_counter()
     try:
         out = zarr_store.create_output(tmp, y.shape, y.dtype, chunks)
-        da.store(y.rechunk(chunks), out, lock=False)
+        work = [da.store(y.rechunk(chunks), out, lock=False, compute=False)]
+        if run is None:
+            import dask
+
+            dask.compute(*work)
+        else:
+            run(work)
         zarr_store.commit(tmp, dst, overwrite)
     except BaseException:
         import shutil
@@ -177,3 +202,55 @@ def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = 
     # the stages run as one graph, fused chunk by chunk: their times are one figure
     result.stages = [StageTiming(str(pipe), plans[0].in_shape, plans[-1].out_shape, seconds)]
     return result
+
+
+# A .npy read as a dask array: slabs of whole rows of about this many bytes per chunk
+NPY_CHUNK_BYTES = 64 * 2**20
+
+
+class _NpySlabs:
+    """A .npy file as ``da.from_array`` indexes it: each block reads its rows with plain
+    reads (``tiled.NpyRows``) on the worker; only the path travels in the graph."""
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype, self.ndim = path, shape, dtype, len(shape)
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        from .tiled import NpyRows
+
+        return NpyRows(self.path)[(index[0],)][(slice(None), *index[1:])]
+
+
+def from_source(source: Any) -> Any:
+    """A zarr array (in its own chunks) or a ``tiled.NpyRows`` (in slabs of rows) as a
+    dask array whose tasks read their chunks from storage on the workers."""
+    import dask.array as da
+
+    from .tiled import NpyRows
+
+    if isinstance(source, NpyRows):
+        row = max(1, math.prod(source.shape[1:]) * source.dtype.itemsize)
+        rows = max(1, min(source.shape[0], NPY_CHUNK_BYTES // row)) if source.shape else 1
+        slabs = _NpySlabs(str(source.path), tuple(source.shape), source.dtype)
+        return da.from_array(slabs, chunks=(rows, *source.shape[1:]),
+                             meta=np.empty((0,) * slabs.ndim, source.dtype),
+                             name="poolcli-npy-" + _token(source))
+    return da.from_zarr(source)
+
+
+def _token(source: Any) -> str:
+    from dask.base import tokenize
+
+    st = os.stat(source.path)
+    return tokenize(str(source.path), st.st_mtime_ns, st.st_size)
+
+
+def store_aligned(x: Any, chunks: tuple[int, ...]) -> Any:
+    """``x`` with blocks that each cover whole chunks of a zarr array chunked ``chunks``
+    (what writes without locks need): an axis whose blocks do not end on chunk edges is
+    made regular, in the multiple of its chunk nearest its own block size."""
+    want = {}
+    for a, (blocks, c) in enumerate(zip(x.chunks, chunks, strict=True)):
+        if any(b % c for b in blocks[:-1]):
+            want[a] = max(c, round(max(blocks) / c) * c)
+    return x.rechunk(want) if want else x

@@ -1,7 +1,8 @@
 """pool(): plan the operation once, then hand it to the engine that fits the input.
 
 The engine seam: an engine is a module-level object with ``prepare(x)`` (the input as
-the engine holds it, checked) and ``execute(plan, x, dtype=, threads=)``. NumPy arrays
+the engine holds it, checked), ``execute(plan, x, dtype=, threads=)`` and, for chains of
+pools that shrink the data (a pyramid's levels), ``regroup(x, axes)``. NumPy arrays
 (and anything ``np.asarray`` takes) run in memory in ``core.engine``; a new kind of
 input (a dask array, say) is a new module and one entry in ``ENGINES``.
 """
@@ -26,6 +27,10 @@ class Engine:
     name: str
     prepare: Callable[[Any], Any]
     execute: Callable[..., Any]
+    # x as the next pool of a shrinking chain should take it: the dask engine joins
+    # chunks that pooling made small, so a pyramid's deep levels are not thousands of
+    # tiny tasks; in memory there is nothing to do
+    regroup: Callable[[Any, tuple[int, ...]], Any] = lambda x, axes: x
 
 
 def _numpy_prepare(x: Any) -> np.ndarray:

@@ -142,8 +142,10 @@ def iter_levels(arr: np.ndarray, shapes: list[tuple[int, ...]], kind: str,
     if kind == "avg":
         yield from _exact_means(arr, shapes, pooled, facs, alpha, **pool_options)
         return
+    regroup = engine_for(arr).regroup
     prev = arr
     for shape in shapes[1:]:
+        prev = regroup(prev, pooled)
         ks = tuple(min(f, prev.shape[a]) for a, f in zip(pooled, facs, strict=True))
         prev = pool(prev, kind, kernel=ks, stride=ks, ceil_mode=True, axes=pooled,
                     dtype=arr.dtype, **pool_options)
@@ -200,7 +202,10 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
     counts = None if missing is None else (~missing).astype(np.int32)
     if counts is not None and alpha:
         counts = counts[..., -1:]
+    regroup = engine_for(arr).regroup
     for level, shape in enumerate(shapes[1:], 1):
+        sums = regroup(sums, pooled)
+        counts = None if counts is None else regroup(counts, pooled)
         ks = tuple(min(f, sums.shape[a]) for a, f in zip(pooled, facs, strict=True))
         opts = {"kernel": ks, "stride": ks, "ceil_mode": True, "axes": pooled,
                 "threads": threads}
@@ -209,15 +214,20 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
             counts = pool(counts, "sum", dtype=np.int32, **opts)
             div = counts
         else:
-            div = _block_counts(shape, pooled, facs, n0, level)
+            div = _block_counts(shape, pooled, facs, n0, level, like=sums)
         yield _mean(sums, div, dt, alpha, nodata, small)
         assert sums.shape == shape
 
 
-def _block_counts(shape, pooled, facs, n0, level) -> np.ndarray:
+def _block_counts(shape, pooled, facs, n0, level, like: Any = None) -> Any:
     """Level-0 cells under each block of a level without holes: per axis
-    ``min((j+1)*F, n) - j*F`` with F = factor**level, multiplied across the axes."""
+    ``min((j+1)*F, n) - j*F`` with F = factor**level, multiplied across the axes.
+    ``like``: the level's sums, whose kind of array the counts are made as (ones_like),
+    so a dask level's counts are lazy chunks, not a whole array carried in its graph."""
     div = np.ones([1] * len(shape), np.int64)
+    if like is not None:
+        one = tuple(slice(None) if a in pooled else slice(0, 1) for a in range(len(shape)))
+        div = np.ones_like(like[one], dtype=np.int64)  # 1 across the axes not pooled
     for a, f, n in zip(pooled, facs, n0, strict=True):
         big = f**level
         j = np.arange(shape[a], dtype=np.int64)

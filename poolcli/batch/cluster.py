@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..core.engine import resolve_threads
-from ..errors import PoolError
+from ..errors import PoolError, UsageError
 from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
 from .job import from_result, run_job
@@ -59,18 +59,68 @@ def client_for(scheduler: str | None, workers: int | None = None) -> Iterator[An
         yield client
 
 
+TaskCounts = Callable[[int, int], None]  # (tasks done, tasks in all) of the work in hand
+POLL_SECONDS = 0.2
+
+
+def _task_stream():
+    """A listener of the scheduler's task stream: distributed's own progress bar (the
+    one `distributed.progress` draws), drawn as counts that the caller shows itself."""
+    from distributed.diagnostics.progressbar import ProgressBar
+
+    class Counts(ProgressBar):
+        done, total = 0, 0
+
+        def _draw_bar(self, remaining: int = 0, all: int = 0, **kw: Any) -> None:
+            self.done, self.total = all - remaining, all
+
+    return Counts
+
+
+def compute(client: Any, work: list[Any], on_tasks: TaskCounts | None = None,
+            on_done: Callable[[int], None] | None = None) -> None:
+    """Compute the dask collections ``work`` on ``client``'s cluster as one graph (what
+    they share is computed once). ``on_done(i)`` as ``work[i]`` is finished, in the order
+    they finish; ``on_tasks(done, total)`` counts every task of the graph, fed by the
+    scheduler's task stream. A failed task raises here; the rest is cancelled."""
+    import time
+
+    futures = client.compute(work)
+    counts = None
+    if on_tasks is not None:
+        counts = _task_stream()(futures, scheduler=client.scheduler.address,
+                                interval=POLL_SECONDS)
+        client.loop.add_callback(counts.listen)
+    pending = dict(enumerate(futures))
+    try:
+        while pending:
+            for i in [i for i, f in pending.items() if f.done()]:
+                pending.pop(i).result()  # raises the task's error
+                if on_done is not None:
+                    on_done(i)
+            if counts is not None and counts.total:
+                on_tasks(counts.done, counts.total)
+            if pending:
+                time.sleep(POLL_SECONDS)
+    finally:
+        for f in pending.values():
+            f.cancel()
+
+
 def run_on_cluster(client: Any, jobs_list: list[Job], pipe: Pipeline, opts: Options,
-                   finished: Callable[[int, list[FileRecord]], bool]) -> None:
+                   finished: Callable[[int, list[FileRecord]], bool],
+                   on_tasks: TaskCounts | None = None) -> None:
     """Run every job as a task on ``client``'s cluster; ``finished`` as in a local run.
 
     A zarr array into a zarr store is one job too big for one task: it is pooled
-    chunk-parallel across the workers (``dask_engine.pool_store``), from here.
+    chunk-parallel across the workers (``dask_engine.pool_store``), from here, its
+    tasks counted by ``on_tasks``.
     """
     distributed = _distributed()
     stores = [i for i, job in enumerate(jobs_list)
               if is_zarr_path(job.src) and is_zarr_path(job.dest)]
     for i in stores:
-        if finished(i, [_store_job(jobs_list[i], pipe, opts)]):
+        if finished(i, [_store_job(client, jobs_list[i], pipe, opts, on_tasks)]):
             return
     futures = {client.submit(run_job, job, pipe, opts, pure=False, retries=RETRIES): i
                for i, job in enumerate(jobs_list) if i not in stores}
@@ -89,7 +139,8 @@ def run_on_cluster(client: Any, jobs_list: list[Job], pipe: Pipeline, opts: Opti
             fut.cancel()
 
 
-def _store_job(job: Job, pipe: Pipeline, opts: Options) -> FileRecord:
+def _store_job(client: Any, job: Job, pipe: Pipeline, opts: Options,
+               on_tasks: TaskCounts | None) -> FileRecord:
     """A zarr -> zarr job pooled across the cluster; a failure is a record, as in run_job."""
     import time
 
@@ -99,7 +150,8 @@ def _store_job(job: Job, pipe: Pipeline, opts: Options) -> FileRecord:
     t0 = time.perf_counter()
     try:
         res = pool_store(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
-                         overwrite=opts.overwrite)
+                         overwrite=opts.overwrite,
+                         run=lambda work: compute(client, work, on_tasks))
     except FileExistsError as e:
         rec.status, rec.error, rec.exists = "error", str(e), True
     except PoolError as e:
@@ -110,3 +162,39 @@ def _store_job(job: Job, pipe: Pipeline, opts: Options) -> FileRecord:
         return from_result(rec, res, t0)
     rec.seconds = time.perf_counter() - t0
     return rec
+
+
+def pyramids_on_cluster(client: Any, inputs: list[str], dest: str, opts: Any,
+                        on_level: Any = None, on_tasks: TaskCounts | None = None,
+                        ) -> Iterator[Any]:
+    """``pyramid_job.run_pyramids`` on ``client``'s cluster: a zarr or .npy input into an
+    OME-Zarr as one graph across the workers (its tasks counted by ``on_tasks``), every
+    other input as one task, retried when its worker is lost."""
+    from dataclasses import replace
+
+    from .pyramid_job import PyramidOutcome, one_pyramid, spreads
+
+    distributed = _distributed()
+    here = replace(opts, engine="local", scheduler=None, retried=True)
+    futures = {client.submit(one_pyramid, src, dest, here, pure=False, retries=RETRIES): src
+               for src in inputs if not spreads(src, dest)}
+    try:
+        for src in inputs:
+            if spreads(src, dest):
+                yield one_pyramid(src, dest, opts, on_level,
+                                  run=lambda work, done: compute(client, work, on_tasks, done))
+        for fut in distributed.as_completed(futures):
+            try:
+                out = fut.result()
+            except (PoolError, UsageError):
+                raise  # a mistake in the options, found by the task
+            except Exception as e:  # its task failed RETRIES + 1 times (workers lost)
+                out = PyramidOutcome(futures[fut], [], "the cluster could not run it "
+                                     f"({type(e).__name__})")
+            for rec in out.records:
+                if on_level is not None:
+                    on_level(out.src, rec)
+            yield out
+    finally:
+        for fut in futures:
+            fut.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 from ..errors import PoolError, UsageError
 from ..io import arrays, tiff, zarr_store
 from ..io.atomic import atomic_write
-from ..io.image_read import read_image
+from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import write_image
 from ..io.sniff import SUFFIX_OF, format_from_suffix, normalise_format, sniff_format
 from ..pyramid import iter_levels, level_shapes, resolve
@@ -51,6 +52,15 @@ class PyramidOptions:
     overwrite: bool = False
     threads: int | None = None
     memory_limit: int | None = None
+    engine: str = "local"  # "local" (this machine) or "dask" (a cluster, SPEC 6)
+    scheduler: str | None = None  # the dask scheduler to join; None starts a LocalCluster
+    retried: bool = False  # the job may run again (a cluster task): its own files are no conflict
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "dask"):
+            raise PoolError(f"engine={self.engine!r} is not known; use local or dask")
+        if self.scheduler is not None and self.engine != "dask":
+            raise PoolError("`scheduler` applies to engine=dask only")
 
 
 @dataclass
@@ -62,6 +72,97 @@ class LevelRecord:
     shape: tuple[int, ...]
     dtype: str
     seconds: float
+
+
+class LevelLog:
+    """The records of written levels, told (``on_level(record)``) in level order; a
+    level's seconds run from the end of the one before (or ``t0``)."""
+
+    def __init__(self, t0: float, on_level: Any = None) -> None:
+        self.clock, self.on_level = t0, on_level
+        self.records: list[LevelRecord] = []
+        self.waiting: dict[int, tuple[str, Any]] = {}
+
+    def done(self, i: int, output: str, level: Any) -> None:
+        """Level ``i`` (an array, or anything with its shape and dtype) is written."""
+        self.waiting[i] = (output, level)
+        now = time.perf_counter()
+        while len(self.records) in self.waiting:
+            output, level = self.waiting.pop(len(self.records))
+            rec = LevelRecord(len(self.records), output, tuple(level.shape), str(level.dtype),
+                              now - self.clock)
+            self.clock = now
+            self.records.append(rec)
+            if self.on_level is not None:
+                self.on_level(rec)
+
+
+@dataclass
+class PyramidOutcome:
+    """One input's pyramid: its written levels, or why the input failed."""
+
+    src: str
+    records: list[LevelRecord]
+    error: str | None = None
+
+
+# A level's record, told as each is written: (input, record).
+OnLevel = Callable[[str, LevelRecord], None]
+
+
+def run_pyramids(inputs: list[str], dest: str, opts: PyramidOptions, *,
+                 on_level: OnLevel | None = None, on_tasks: Any = None,
+                 on_cluster: Callable[[str], None] | None = None) -> Iterator[PyramidOutcome]:
+    """The pyramid of every input, here or on a dask cluster (``opts.engine``).
+
+    An input that cannot be read or written is an outcome with its ``error``; a mistake
+    in the options (PoolError, UsageError) raises. On a cluster, a zarr or .npy input
+    into an OME-Zarr is pooled chunk-parallel across the workers (``on_tasks(done,
+    total)`` counts its tasks); any other input is one task; ``on_cluster(dashboard)``
+    is told the cluster's dashboard address first. Outcomes come as inputs finish.
+    """
+    if opts.engine != "dask":
+        for src in inputs:
+            yield one_pyramid(src, dest, opts, on_level)
+        return
+    from .cluster import client_for, pyramids_on_cluster
+
+    with client_for(opts.scheduler) as client:
+        if on_cluster is not None:
+            on_cluster(client.dashboard_link)
+        yield from pyramids_on_cluster(client, inputs, dest, opts, on_level, on_tasks)
+
+
+def one_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: OnLevel | None = None,
+                run: Any = None) -> PyramidOutcome:
+    """``run_pyramid`` of one input, its failure an outcome (see ``run_pyramids``)."""
+    out = PyramidOutcome(src, [])
+
+    def level(rec: LevelRecord) -> None:
+        if on_level is not None:
+            on_level(src, rec)
+
+    try:
+        out.records = run_pyramid(src, dest, opts, on_level=level, run=run)
+    except (PoolError, UsageError):
+        raise
+    except (OSError, ValueError, ImageReadError) as e:
+        out.error = (e.strerror or str(e)) if isinstance(e, OSError) and e.strerror else str(e)
+    return out
+
+
+def spreads(src: str, dest: str) -> bool:
+    """True when a cluster pools ``src`` chunk by chunk: a zarr array or a .npy into an
+    OME-Zarr (anything else is read whole by one task)."""
+    if not zarr_store.is_zarr_path(dest):
+        return False
+    if zarr_store.is_zarr_path(src):
+        return True
+    try:
+        with open(src, "rb") as f:
+            return sniff_format(f.read(16)) == "npy"
+    except OSError:
+        return False  # its task will say why
 
 
 @dataclass
@@ -123,14 +224,20 @@ def level_paths(src: str, dest: str, fmt: str, count: int) -> list[Path]:
 
 
 def run_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: Any = None,
-                ) -> list[LevelRecord]:
-    """Make and write the pyramid of ``src``; ``on_level(record)`` after each level."""
+                run: Any = None) -> list[LevelRecord]:
+    """Make and write the pyramid of ``src``; ``on_level(record)`` after each level.
+
+    With ``run`` (``run(work, on_done)`` computes dask collections on a cluster, see
+    ``cluster.compute``), a zarr or .npy input into an OME-Zarr is made there as one graph.
+    """
     t0 = time.perf_counter()
     source = read_source(src)
     shape, dtype = _shape_dtype(source)
     axes = opts.axes if opts.axes is not None else source.axes
     shapes = level_shapes(shape, opts.levels, opts.factor, axes, opts.min_size)
     pooled, facs = resolve(shape, opts.factor, axes)
+    if source.lazy is not None and zarr_store.is_zarr_path(dest) and run is not None:
+        return _on_cluster(src, dest, opts, source, shapes, pooled, facs, t0, on_level, run)
     if source.lazy is not None and zarr_store.is_zarr_path(dest):
         limit = opts.memory_limit or default_memory_limit()
         # in memory: the input, the carried sums (8 bytes a cell at most) and a level
@@ -145,25 +252,15 @@ def run_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: Any = None,
     if opts.ignore_nan:
         pool_opts["ignore_nan"] = True
     levels = iter_levels(arr, shapes, opts.kind, pooled, facs, alpha=alpha, **pool_opts)
-    records: list[LevelRecord] = []
-    clock = [t0]
-
-    def done(i: int, level: np.ndarray, output: str) -> None:
-        now = time.perf_counter()
-        rec = LevelRecord(i, output, tuple(level.shape), str(level.dtype), now - clock[0])
-        clock[0] = now
-        records.append(rec)
-        if on_level is not None:
-            on_level(rec)
-
+    log = LevelLog(t0, on_level)
     if zarr_store.is_zarr_path(dest):
         names = opts.axes_names or source.names or zarr_store.default_axes_names(arr.ndim)
         names = zarr_store.check_axes_names(names, arr.ndim)
         zarr_store.write_ome_zarr(dest, levels, names, pooled, facs, ngff=opts.ngff,
                                   kind=opts.kind, overwrite=opts.overwrite,
                                   name=Path(src).name,
-                                  on_level=lambda i, lv: done(i, lv, f"{dest}/{i}"))
-        return records
+                                  on_level=lambda i, lv: log.done(i, f"{dest}/{i}", lv))
+        return log.records
     fmt = normalise_format(opts.format) if opts.format else (
         format_from_suffix(dest) or source.format)
     if fmt is None:
@@ -172,14 +269,16 @@ def run_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: Any = None,
     for p in paths:
         if p.exists() and os.path.samefile(p, src):
             raise UsageError(f"{p} is the input; choose another output name")
-        if p.exists() and not opts.overwrite:
+        if p.exists() and not (opts.overwrite or opts.retried):
+            # (a retried task may find its own first attempt's levels: the writer takes
+            # those that hold the same bytes and refuses any other)
             raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
     for i, (level, path) in enumerate(zip(levels, paths, strict=True)):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, _writer(source, level, fmt, pooled, facs, i),
-                     overwrite=opts.overwrite)
-        done(i, level, str(path))
-    return records
+                     overwrite=opts.overwrite, same_ok=opts.retried)
+        log.done(i, str(path), level)
+    return log.records
 
 
 def _shape_dtype(source: Source) -> tuple[tuple[int, ...], np.dtype]:
@@ -187,42 +286,69 @@ def _shape_dtype(source: Source) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(held.shape), np.dtype(held.dtype)
 
 
-def _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level):
-    """A pyramid of a zarr or .npy input larger than memory, slab by slab into OME-Zarr."""
-    from ..tiled import stream_pyramid
-
+def _lazy_writer(src: str, dest: str, opts: PyramidOptions, source: Source, pooled, facs):
+    """The OME-Zarr writer of a zarr or .npy input's levels (axes named by the options,
+    or z/y/x by default)."""
     shape, _ = _shape_dtype(source)
     names = opts.axes_names or zarr_store.default_axes_names(len(shape))
     names = zarr_store.check_axes_names(names, len(shape))
-    writer = zarr_store.OmeZarrWriter(dest, names, pooled, facs, ngff=opts.ngff,
-                                      kind=opts.kind, overwrite=opts.overwrite,
-                                      name=Path(src).name)
-    if writer.transposes:
-        writer.abort()
-        raise PoolError(f"axes_names {names!r} would store the axes in another order "
-                        "(t, c, z, y, x), which a streamed pyramid cannot; give the "
-                        "array's axes in that order")
-    records: list[LevelRecord] = []
-    clock = [t0]
+    return zarr_store.OmeZarrWriter(dest, names, pooled, facs, ngff=opts.ngff,
+                                    kind=opts.kind, overwrite=opts.overwrite,
+                                    name=Path(src).name)
 
-    def done(i, level):
-        now = time.perf_counter()
-        rec = LevelRecord(i, f"{dest}/{i}", tuple(level.shape), str(level.dtype),
-                          now - clock[0])
-        clock[0] = now
-        records.append(rec)
-        if on_level is not None:
-            on_level(rec)
 
+def _on_cluster(src, dest, opts, source, shapes, pooled, facs, t0, on_level, run):
+    """A zarr or .npy input into an OME-Zarr on a dask cluster: every level a lazy dask
+    array pooled from the one before (``pyramid.iter_levels``), all stored as one graph
+    whose tasks read and write chunks on the workers. A level's seconds run from the
+    previous level's end (levels overlap on a cluster; they end in order)."""
+    import dask.array as da
+
+    from ..dask_engine import from_source, store_aligned
+
+    writer = _lazy_writer(src, dest, opts, source, pooled, facs)
     try:
-        stream_pyramid(source.lazy, writer, shapes, opts.kind, pooled, facs,
-                       budget=limit // STREAM_SHARE, threads=opts.threads, nodata=opts.nodata,
-                       ignore_nan=opts.ignore_nan, on_level=done)
+        x = from_source(source.lazy)
+        kw = {} if opts.nodata is None else {"nodata": opts.nodata}
+        levels = list(iter_levels(x, shapes, opts.kind, pooled, facs,
+                                  ignore_nan=opts.ignore_nan, **kw))
+        work = []
+        for i, level in enumerate(levels):
+            target = writer.create(i, level.shape, level.dtype)
+            if writer.transposes:  # channels stored first, as NGFF orders axes
+                level = level.transpose(writer.perm)
+            work.append(da.store(store_aligned(level, target.chunks), target, lock=False,
+                                 compute=False))
+        log = LevelLog(t0, on_level)
+        run(work, lambda i: log.done(i, f"{dest}/{i}", levels[i]))
         writer.finish()
     except BaseException:
         writer.abort()
         raise
-    return records
+    return log.records
+
+
+def _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level):
+    """A pyramid of a zarr or .npy input larger than memory, slab by slab into OME-Zarr."""
+    from ..tiled import stream_pyramid
+
+    writer = _lazy_writer(src, dest, opts, source, pooled, facs)
+    if writer.transposes:
+        writer.abort()
+        raise PoolError(f"axes_names {writer.names!r} would store the axes in another order "
+                        "(t, c, z, y, x), which a streamed pyramid cannot; give the "
+                        "array's axes in that order")
+    log = LevelLog(t0, on_level)
+    try:
+        stream_pyramid(source.lazy, writer, shapes, opts.kind, pooled, facs,
+                       budget=limit // STREAM_SHARE, threads=opts.threads, nodata=opts.nodata,
+                       ignore_nan=opts.ignore_nan,
+                       on_level=lambda i, lv: log.done(i, f"{dest}/{i}", lv))
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return log.records
 
 
 def _writer(source: Source, level: np.ndarray, fmt: str, pooled, facs, i: int):

@@ -61,6 +61,9 @@ class Listener(Protocol):
     def advanced(self, done: int, total: int, failed: int, current: str) -> None:
         """``done`` of ``total`` jobs are finished; ``current`` was the last."""
 
+    # Optional: ``tasks(done, total)``, the cluster's tasks of a job that runs across
+    # the workers (a zarr store), counted from the scheduler's task stream.
+
 
 @dataclass
 class Tally:
@@ -195,7 +198,8 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
 
             with client_for(opts.scheduler, opts.jobs) as client:
                 dashboard = client.dashboard_link
-                run_on_cluster(client, jobs_list, opts.pipeline, job_opts, finished)
+                run_on_cluster(client, jobs_list, opts.pipeline, job_opts, finished,
+                               getattr(listener, "tasks", None))
         elif workers <= 1:
             for i, job in enumerate(jobs_list):
                 if finished(i, run_job(job, opts.pipeline, job_opts, stdin=stdin,

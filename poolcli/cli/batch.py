@@ -52,6 +52,8 @@ class Shown:
     exists_named: int = 0  # outputs that exist already, named on a line
     exists_more: int = 0  # ... and only counted
     stopped: bool = False  # a mistake stopped the batch: other workers' copies are quiet
+    live: bool = False  # bars may be drawn (a terminal, not --quiet)
+    tasks_row: Any = None  # the bar's row of cluster tasks, once a job has reported some
 
     def say(self, kind: str, text: str) -> None:
         """A line above the progress bar while it shows, so the two never share a line."""
@@ -61,6 +63,19 @@ class Shown:
             from rich.text import Text
 
             self.progress.console.print(Text.from_ansi(line(kind, text, colour=True)))
+
+    def echo(self, text: str) -> None:
+        """A plain line of the run's own (a level written), above the bar too."""
+        if self.progress is None:
+            sys.stderr.write(text + "\n")
+        else:
+            from rich.text import Text
+
+            self.progress.console.print(Text(text))
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
     def finished(self, r: FileRecord, notes: list[str]) -> None:
         if r.status != "ok":
@@ -91,6 +106,17 @@ class Shown:
             self.progress.update(self.task, completed=done,
                                  failed=f"{failed} failed" if failed else "",
                                  current=_short(current))
+
+    def tasks(self, done: int, total: int) -> None:
+        """The cluster's tasks of the job in hand, as a row of the bar."""
+        if not self.live:
+            return
+        if self.progress is None:
+            self.progress, self.tasks_row = _progress(total, "tasks")
+        elif self.tasks_row is None:
+            self.tasks_row = self.progress.add_task("tasks", total=total, failed="",
+                                                    current="")
+        self.progress.update(self.tasks_row, completed=done, total=total)
 
     def counts(self) -> None:
         if self.exists_more:
@@ -138,16 +164,15 @@ def run_batch(opts, reporting: Reporting) -> int:
         note = unsearched_note(list(opts.inputs), opts.recursive)
         if note:
             say("note", note)
-    shown = Shown(quiet=reporting.quiet)
-    if sys.stderr.isatty() and not reporting.quiet and len(jobs_list) > 1:
+    shown = Shown(quiet=reporting.quiet, live=sys.stderr.isatty() and not reporting.quiet)
+    if shown.live and len(jobs_list) > 1:
         shown.progress, shown.task = _progress(len(jobs_list))
     stdin = sys.stdin.buffer if any(j.src == STDIO for j in jobs_list) else None
     stdout = sys.stdout.buffer if any(j.dest == STDIO for j in jobs_list) else None
     try:
         result = runner.run(opts, jobs_list, shown, stdin=stdin, stdout=stdout)
     finally:
-        if shown.progress is not None:
-            shown.progress.stop()
+        shown.stop()
     if stdout is not None and result.tally.failed:
         # the reader went away: later writes (even at exit) must not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -215,9 +240,10 @@ def _check_report_file(path: Path, jobs_list, protect, overwrite: bool) -> None:
         raise UsageError(f"--report-file {text}") from None
 
 
-def _progress(total: int):
+def _progress(total: int, what: str = "pooling"):
     """The bar Rich and tqdm users expect: percentage, done/total, failures so far, elapsed
-    time, a labelled ETA, and on a wide terminal the file just finished."""
+    time, a labelled ETA, and on a wide terminal the file just finished. ``what`` labels
+    the first row (files being pooled, or a cluster's tasks); rows may be added."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -229,13 +255,13 @@ def _progress(total: int):
     )
 
     console = stderr_console()
-    columns = [TextColumn("pooling"), BarColumn(bar_width=24), TaskProgressColumn(),
+    columns = [TextColumn("{task.description}"), BarColumn(bar_width=24), TaskProgressColumn(),
                MofNCompleteColumn(), TextColumn("[red]{task.fields[failed]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     if console.width >= PROGRESS_FILE_WIDTH:
         columns.append(TextColumn("{task.fields[current]}", markup=False))
     progress = Progress(*columns, console=console, transient=True)
-    task = progress.add_task("files", total=total, failed="", current="")
+    task = progress.add_task(what, total=total, failed="", current="")
     progress.start()
     return progress, task
 

@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from ..errors import PoolError, UsageError
+from .batch import Shown
 from .commands import EPILOG, register
 from .messages import say
 from .options import (
     Axes,
+    Engine,
     Format,
     IgnoreNan,
     Inputs,
@@ -22,6 +24,7 @@ from .options import (
     Premult,
     Quiet,
     Report,
+    Scheduler,
     ints,
     option,
     option_value,
@@ -66,10 +69,10 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
             nodata: NoData = None, ignore_nan: IgnoreNan = False,
             premultiply: Premult = True, format: Format = None, overwrite: Overwrite = False,
             report: Report = None, quiet: Quiet = False,
-            memory_limit: MemLimit = None) -> None:
-    from ..batch.pyramid_job import PyramidOptions, run_pyramid
+            memory_limit: MemLimit = None, engine: Engine = "local",
+            scheduler: Scheduler = None) -> None:
+    from ..batch.pyramid_job import PyramidOptions, run_pyramids
     from ..core.kinds import canonical_kind
-    from ..io.image_read import ImageReadError
     from ..io.zarr_store import is_zarr_path
 
     if labels and kind != "avg":
@@ -90,30 +93,33 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
         axes_names=axes_names, ngff=ngff,
         nodata=None if nodata is None else option_value("nodata", "--nodata", nodata),
         ignore_nan=ignore_nan, premultiply=premultiply, format=format, overwrite=overwrite,
-        memory_limit=None if memory_limit is None else _size(memory_limit))
+        memory_limit=None if memory_limit is None else _size(memory_limit),
+        engine=engine, scheduler=scheduler)
     show = not quiet and report != "none" and report != "json"
-    doc, status = [], 0
-    for src in inputs:
-        entry = {"input": src, "output": output, "status": "ok", "error": None, "levels": []}
+    entries = {src: {"input": src, "output": output, "status": "ok", "error": None,
+                     "levels": []} for src in inputs}
+    status, dashboard = 0, []
+    shown = Shown(quiet=quiet, live=sys.stderr.isatty() and not quiet)
 
-        def line(rec, src=src, entry=entry):
-            entry["levels"].append({"level": rec.level, "output": rec.output,
-                                    "shape": list(rec.shape), "dtype": rec.dtype,
-                                    "seconds": round(rec.seconds, 6)})
-            if show:
-                sys.stderr.write(f"{src}: level {rec.level} {dims(rec.shape)} {rec.dtype} -> "
-                                 f"{rec.output} ({rec.seconds:.3f} s)\n")
+    def line(src, rec):
+        entries[src]["levels"].append({"level": rec.level, "output": rec.output,
+                                       "shape": list(rec.shape), "dtype": rec.dtype,
+                                       "seconds": round(rec.seconds, 6)})
+        if show:
+            shown.echo(f"{src}: level {rec.level} {dims(rec.shape)} {rec.dtype} -> "
+                    f"{rec.output} ({rec.seconds:.3f} s)")
 
-        try:
-            run_pyramid(src, output, opts, on_level=line)
-        except (PoolError, UsageError):
-            raise
-        except (OSError, ValueError, ImageReadError) as e:
-            text = (e.strerror or str(e)) if isinstance(e, OSError) and e.strerror else str(e)
-            say("error", f"{src}: {text}")
-            entry.update(status="error", error=text)
-            status = 1
-        doc.append(entry)
+    try:
+        for out in run_pyramids(inputs, output, opts, on_level=line, on_tasks=shown.tasks,
+                                on_cluster=dashboard.append):
+            if out.error is not None:
+                shown.say("error", f"{out.src}: {out.error}")
+                entries[out.src].update(status="error", error=out.error)
+                status = 1
+    finally:
+        shown.stop()
+    if dashboard and not quiet:
+        say("note", f"the dask cluster's dashboard was {dashboard[0]}")
     if report == "json":
-        sys.stderr.write(json.dumps({"files": doc}, indent=2) + "\n")
+        sys.stderr.write(json.dumps({"files": list(entries.values())}, indent=2) + "\n")
     raise typer.Exit(status)
