@@ -102,7 +102,7 @@ class Shown:
                     self.say("warning", f"{note} ({r.input})")
 
     def advanced(self, done: int, total: int, failed: int, current: str) -> None:
-        if self.progress is not None:
+        if self.task is not None:  # a row of files (a batch of one has only its tasks)
             self.progress.update(self.task, completed=done,
                                  failed=f"{failed} failed" if failed else "",
                                  current=_short(current))
