@@ -38,3 +38,14 @@ def rgb_png(tmp_path):
 def coffee():
     """The shipped photograph examples/coffee.png."""
     return COFFEE
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real dask LocalCluster for a test module: 2 single-threaded worker processes on
+    loopback, started and closed here (tests that kill a worker get it back from its
+    nanny)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as c:
+        yield c

@@ -34,12 +34,6 @@ class Collect:
         pass
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as c:
-        yield c
-
 
 def _folder(tmp_path: Path, n: int, size=(300, 400)) -> Path:
     d = tmp_path / "in"

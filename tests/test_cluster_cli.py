@@ -15,12 +15,6 @@ zarr = pytest.importorskip("zarr")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as c:
-        yield c
-
 
 def test_a_folder_with_engine_dask_equals_a_local_run(tmp_path, cluster):
     d = tmp_path / "in"
@@ -56,13 +50,14 @@ def test_a_zarr_store_is_pooled_chunk_parallel_on_the_cluster(tmp_path, cluster)
     assert not [q for q in tmp_path.iterdir() if q.name.startswith(".")]  # no temporary left
 
 
-def test_an_unreachable_scheduler_is_one_line_and_exit_1(tmp_path):
+@pytest.mark.parametrize("command, out", [("max", "o.npy"), ("pyramid", "o.zarr")])
+def test_an_unreachable_scheduler_is_one_line_and_exit_1(tmp_path, command, out):
     np.save(tmp_path / "a.npy", np.zeros((8, 8)))
-    p = run_exe("max", tmp_path / "a.npy", "-o", tmp_path / "o.npy", "--engine", "dask",
+    p = run_exe(command, tmp_path / "a.npy", "-o", tmp_path / out, "--engine", "dask",
                 "--scheduler", "tcp://127.0.0.1:9")
     assert p.returncode == 1
     assert "cannot reach the dask scheduler at tcp://127.0.0.1:9" in one_error_line(p)
-    assert not (tmp_path / "o.npy").exists()
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["a.npy"]  # nothing written
 
 
 def test_scheduler_without_the_dask_engine_is_a_usage_error(tmp_path):

@@ -21,12 +21,6 @@ zarr = pytest.importorskip("zarr")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as c:
-        yield c
-
 
 def _zarr(path, x, chunks):
     z = zarr.create_array(store=str(path), shape=x.shape, dtype=x.dtype, chunks=chunks)
@@ -104,15 +98,6 @@ def test_a_folder_of_images_is_one_task_per_file_with_the_same_files(tmp_path, c
     for name in names:
         assert (tmp_path / "local" / name).read_bytes() == \
             (tmp_path / "remote" / name).read_bytes(), name
-
-
-def test_an_unreachable_scheduler_is_one_line_before_any_output(tmp_path):
-    np.save(tmp_path / "a.npy", np.zeros((8, 8)))
-    p = run_exe("pyramid", tmp_path / "a.npy", "-o", tmp_path / "o.zarr", "--engine", "dask",
-                "--scheduler", "tcp://127.0.0.1:9")
-    assert p.returncode == 1
-    assert "cannot reach the dask scheduler at tcp://127.0.0.1:9" in one_error_line(p)
-    assert sorted(q.name for q in tmp_path.iterdir()) == ["a.npy"]
 
 
 def test_a_worker_killed_mid_pyramid_loses_nothing(tmp_path, cluster):
