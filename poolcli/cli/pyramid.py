@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Annotated
 
@@ -48,8 +49,9 @@ MinSize = Annotated[int, option("--min-size", metavar="PX",
                               help="stop when every pooled axis is this small (default 1)")]
 Factor = Annotated[str | None, option("-k", "--factor", metavar="2|2x2x1",
                                     help="kernel = stride per pooled axis (default 2)")]
-Kind = Annotated[str, option("--kind", metavar="KIND",
-                           help="avg (default), mode for labels, or any kind")]
+Kind = Annotated[str | None, option("--kind", metavar="KIND",
+                                  help="avg (default), mode for labels, or any kind (or "
+                                  "KIND after the inputs)")]
 Labels = Annotated[bool, option("--labels", help="a label mask: mode pooling")]
 AxesNames = Annotated[str | None, option("--axes-names", metavar="tczyx",
                                        help="OME-Zarr names of the array's axes, in order")]
@@ -60,11 +62,28 @@ PyOutput = Annotated[str, option("-o", "--output", metavar="OUT",
                                "NAME_1.EXT, ...")]
 
 
+def _trailing_kind(inputs: list[str], kind: str | None) -> tuple[list[str], str | None]:
+    """SPEC 5's `pyramid INPUT... [KIND]`: a last argument that names a kind, after at
+    least one input, is the kind (a file of that name must be written ./NAME)."""
+    from ..core.kinds import ALIASES, KINDS
+
+    last = inputs[-1] if len(inputs) > 1 else None
+    if last is None or last.lower() not in (*KINDS, *ALIASES):
+        return inputs, kind
+    if os.path.lexists(last):
+        raise UsageError(f"{last} is both a file here and a kind; write ./{last} for the "
+                         f"file, or --kind {last} for the kind")
+    if kind is not None:
+        raise UsageError(f"the kind is given twice ({last} and --kind {kind}); give one")
+    return inputs[:-1], last
+
+
 @register(help="Levels pooled from the previous level (kernel = stride = factor) into an "
-          "OME-Zarr (OUT.zarr) or one file per level (NAME_<level>.EXT).",
+          "OME-Zarr (OUT.zarr) or one file per level (NAME_<level>.EXT). The kind (avg "
+          "by default) may follow the inputs: poolcli pyramid scan.zarr max -o out.zarr",
           epilog=EPILOG)
 def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: MinSize = 1,
-            factor: Factor = None, kind: Kind = "avg", labels: Labels = False,
+            factor: Factor = None, kind: Kind = None, labels: Labels = False,
             axes: Axes = None, axes_names: AxesNames = None, ngff: Ngff = "0.4",
             nodata: NoData = None, ignore_nan: IgnoreNan = False,
             premultiply: Premult = True, format: Format = None, overwrite: Overwrite = False,
@@ -75,9 +94,10 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
     from ..core.kinds import canonical_kind
     from ..io.zarr_store import is_zarr_path
 
-    if labels and kind != "avg":
-        raise UsageError("--labels chooses mode pooling; drop --kind")
-    name = "mode" if labels else canonical_kind(kind)
+    inputs, kind = _trailing_kind(list(inputs), kind)
+    if labels and kind is not None:
+        raise UsageError(f"--labels chooses mode pooling; drop the kind {kind}")
+    name = "mode" if labels else canonical_kind(kind or "avg")
     if ngff not in ("0.4", "0.5"):
         raise UsageError(f"--ngff {ngff!r} is not supported; use 0.4 or 0.5")
     if report not in (None, "table", "json", "none"):
