@@ -169,6 +169,10 @@ def plan_job(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype):
         return running_job(plan, x, out_dtype)
     if x.dtype.kind == "b":
         x = x.view(np.uint8)
+        if plan.kind in ("avg", "sum") and int(x.max()) > 1:
+            # lanes add the bytes, and NumPy holds any non-zero byte as True (Pillow's
+            # 1-bit images hold 255): such arrays take the engine, which counts Trues
+            return None
     dt = x.dtype
     if dt.kind not in "iu" or out_dtype.kind not in "biuf":
         return None

@@ -56,6 +56,21 @@ def _sum_acc(dt: np.dtype, window: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
+def bool_of_mean(mean: Any) -> Any:
+    """A bool (1-bit) cell from the mean of bool cells, the fraction of them that is True:
+    True from one half up, so a tie goes to True (white).
+
+    This is Pillow's rule for a user who averages a 1-bit image as grey and converts it
+    back without dithering (``convert("1", dither=NONE)`` makes 128 of 255 white), and
+    ImageMagick's ``-monochrome``. The one rule for pooled 1-bit images and pyramid levels
+    of bool arrays; lazy arrays stay lazy.
+
+    >>> bool_of_mean(np.array([0.25, 0.5, 0.75]))
+    array([False,  True,  True])
+    """
+    return mean >= 0.5
+
+
 def lowest(dt: np.dtype) -> Any:
     """The value that never wins a max (padding)."""
     if dt.kind == "b":
