@@ -166,8 +166,8 @@ def acc_dtype(kind: Kind, dt: np.dtype, plan: Any) -> np.dtype:
         return compute_float(dt)
     if kind.combine is np.add:
         if kind.divides and dt.kind in "iu" and dt.itemsize == 8:
-            # A mean must not wrap around: 64-bit integers are summed in float64 (exactly,
-            # by halves, when the window allows: see exact_wide_sums).
+            # A mean must not wrap around: 64-bit integers are summed in float64 (by exact
+            # halves where the sums could pass 2**53: see needs_wide_sums).
             return np.dtype(np.float64)
         return _sum_acc(dt, plan.window_size)
     return dt
@@ -351,7 +351,8 @@ def exact_wide_sums(values: np.ndarray, combine: Callable) -> np.ndarray:
     added, and opposite signs could cancel to nothing (``2**62 + 1`` and ``-2**62``
     averaged to 0, not 0.5). Each cell is split into its high 32 bits (signed for int64)
     and its low 32 bits (unsigned); both halves are summed exactly in int64 and joined in
-    float64: ``hi * 2**32`` is exact while below 2**53, and the join rounds once.
+    float64: ``hi * 2**32`` is exact (the high sum is below 2**53 for windows of fewer
+    than 2**21 cells), and the join rounds once.
     """
     hi = (values >> 32).astype(np.int64, copy=False)
     lo = (values & np.uint32(0xFFFFFFFF)).astype(np.int64, copy=False)
