@@ -16,10 +16,13 @@ def _threshold(mean: np.ndarray) -> np.ndarray:
 
 
 def _block_means(x: np.ndarray, f: int) -> np.ndarray:
-    """Means of the real cells of each f x f block (ceil mode), brute force."""
+    """Means of the real cells of each f x f block (ceil mode): sums and counts of the
+    blocks of a zero-padded copy."""
     h, w = -(-x.shape[0] // f), -(-x.shape[1] // f)
-    return np.array([[x[i * f:(i + 1) * f, j * f:(j + 1) * f].mean() for j in range(w)]
-                     for i in range(h)])
+    s, c = np.zeros((h * f, w * f)), np.zeros((h * f, w * f))
+    s[:x.shape[0], :x.shape[1]] = x
+    c[:x.shape[0], :x.shape[1]] = 1
+    return s.reshape(h, f, w, f).sum((1, 3)) / c.reshape(h, f, w, f).sum((1, 3))
 
 
 def test_pyramid_of_bools_ties_go_to_white():
@@ -62,10 +65,15 @@ def test_image_and_pyramid_paths_agree_on_a_one_bit_png(cli, tmp_path):
 
 
 def test_the_rule_is_pillows_threshold():
-    # Pillow: average to grey (2x2 half white -> 128), then "1" without dither: white
-    half = Image.fromarray(np.array([[255, 0], [0, 255]], np.uint8)).reduce(2)
-    assert half.convert("1", dither=Image.Dither.NONE).getpixel((0, 0)) == 255
-    assert bool(_threshold(pool(np.array([[1, 0], [0, 1]], bool), "avg", 2))[0, 0])
+    from poolcli.core.kinds import bool_of_mean
+
+    # Pillow: average to grey, then "1" without dither; white from 128 of 255 up
+    for cells, white in (([[255, 0], [0, 255]], True), ([[255, 0], [0, 0]], False),
+                         ([[255, 255], [0, 255]], True)):
+        grey = Image.fromarray(np.array(cells, np.uint8)).reduce(2)
+        pil = grey.convert("1", dither=Image.Dither.NONE).getpixel((0, 0)) == 255
+        mean = pool(np.array(cells, np.uint8) > 0, "avg", 2)
+        assert pil is white and bool(bool_of_mean(mean)[0, 0]) is white, cells
 
 
 def test_bools_stored_as_any_nonzero_byte_average_as_true():
@@ -76,3 +84,28 @@ def test_bools_stored_as_any_nonzero_byte_average_as_true():
     for kind in ("avg", "sum"):
         np.testing.assert_array_equal(pool(odd, kind, 2), pool(x, kind, 2), err_msg=kind)
     assert pool(odd, "sum", 2).max() <= 4
+
+
+def test_a_streamed_pyramid_of_bools_follows_the_same_rule(cli, tmp_path, monkeypatch):
+    import pytest
+
+    import poolcli.tiled
+
+    zarr = pytest.importorskip("zarr")
+    streamed = []
+    real = poolcli.tiled.stream_pyramid
+    monkeypatch.setattr(poolcli.tiled, "stream_pyramid",
+                        lambda *a, **k: streamed.append(1) or real(*a, **k))
+    x = np.random.default_rng(9).random((1500, 1400)) < 0.5
+    x[:2, :2] = [[True, False], [False, True]]  # a tie
+    np.save(tmp_path / "b.npy", x)
+    # 2 MiB of input against a 1 MiB limit: streamed slab by slab into the OME-Zarr
+    r = cli("pyramid", tmp_path / "b.npy", "-o", tmp_path / "b.zarr", "--levels", 2,
+            "--memory-limit", "1MiB", "-q")
+    assert r.returncode == 0, r.stderr
+    g = zarr.open_group(tmp_path / "b.zarr", mode="r")
+    for i in (1, 2):
+        got = np.asarray(g[str(i)])
+        np.testing.assert_array_equal(got, _threshold(_block_means(x, 2**i)), err_msg=f"{i}")
+    assert bool(np.asarray(g["1"])[0, 0]) is True
+    assert streamed, "the pyramid was made in memory, not streamed"
