@@ -1,7 +1,8 @@
 """Time poolcli.pool beside PyTorch, scikit-image, SciPy, Pillow, OpenCV and tinybrain.
 
 Issue 2's workloads W1..W7 and issue 11's integer workloads W8 (mode of label masks,
-uint8 and uint32), W9 (avg of a uint8 image) and W10 (avg of a uint8 volume).
+uint8 and uint32), W9 (avg of a uint8 image) and W10 (avg of a uint8 volume); W11 and
+W11-BIG, means of int64 images (small values, and values near 2**62 summed exactly).
 For each workload this runs, interleaved round by round in one process:
 the copy floor ``np.copyto(dst, x)``, ``poolcli.pool`` with threads=1 (and threads=2),
 and every peer that can do the same operation; checks each peer's result against
@@ -308,6 +309,15 @@ def make_workloads(rng: np.random.Generator, only: set[str] | None) -> list[Work
         if tinybrain is not None:
             w.peers.append(_tinybrain("downsample_with_averaging", x, (2, 2, 2), atol=1.0))
         wl.append(w)
+
+    # 64-bit integer means: float64 sums where they are exact, exact 32-bit halves where
+    # the values times the window could pass 2**53 (W11-BIG, values near 2**62).
+    for key, top in (("W11", 2**40), ("W11-BIG", 2**62)):
+        if want(key):
+            x = rng.integers(-top, top, size=(2048, 2048), dtype=np.int64)
+            wl.append(Workload(key, f"avg k=2, int64 2048x2048, |values| < 2**"
+                               f"{top.bit_length() - 1}, float64 out", x,
+                               dict(kind="avg", kernel=2), two_threads=False))
     return wl
 
 

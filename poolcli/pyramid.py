@@ -4,7 +4,8 @@ Level 0 is the input; level i+1 pools level i over the pooled axes with kernel =
 factor and ``ceil_mode=True``, so edge cells are never dropped and a partial block pools
 its real cells. avg never accumulates rounding: the sums of level-0 cells are carried from
 level to level (with the cell counts where nodata or ignored NaN leave holes) and each level
-is its sums over its counts, rounded once to the input's dtype, half to even. Every other
+is its sums over its counts, rounded once to the input's dtype, half to even (a bool level
+is True where at least half its cells are, ``core.kinds.bool_of_mean``). Every other
 kind pools the previous level as it is, in the input's dtype.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.kinds import canonical_kind, check_nodata
+from .core.kinds import bool_of_mean, canonical_kind, check_nodata
 from .errors import PoolError
 from .pool import engine_for, pool
 
@@ -257,15 +258,15 @@ def _divide(num: Any, den: Any, dt: np.dtype, empty: Any, small: bool = False) -
     if dt.kind == "f":
         with np.errstate(invalid="ignore"):
             out = (num / den).astype(dt)
+    elif dt.kind == "b":  # 1-bit: the one rule for a bool cell from a mean
+        out = bool_of_mean(np.divide(num, den, dtype=np.float32 if small else np.float64))
     elif small or num.dtype.itemsize <= 4:
         # float division then rint is exact: a tie a/b = m + 1/2 is exact, and any other
         # quotient is >= 1/(2b) from one, far above the rounding error while |a| < 2**23
         # in float32 (2**52 in float64)
         out = np.rint(np.divide(num, den, dtype=np.float32 if small else np.float64))
-        if dt.kind != "b":
-            info = np.iinfo(dt)
-            out = np.clip(out, info.min, info.max)
-        out = out.astype(dt)
+        info = np.iinfo(dt)
+        out = np.clip(out, info.min, info.max).astype(dt)
     else:  # 64-bit sums: integer division, half to even
         q, r = np.divmod(num, den)
         twice = 2 * r

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from fractions import Fraction
 
 import numpy as np
 
@@ -166,6 +167,9 @@ def _reduce(kind, vals, n_counted, divisor_override, norm):
         return sum(v for v, _ in vals), -1
     if kind == "avg":
         div = divisor_override if divisor_override is not None else n_counted
+        if all(isinstance(v, int) for v, _ in vals):
+            # exact: fsum would round every 64-bit integer to a float first
+            return float(Fraction(sum(v for v, _ in vals)) / Fraction(div)), -1
         return math.fsum(v for v, _ in vals) / div, -1
     if kind == "l2":
         return math.sqrt(math.fsum(float(v) ** 2 for v, _ in vals) / n_counted), -1

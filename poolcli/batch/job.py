@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import PoolError, UsageError
 from ..image import IMAGE_AXES, for_pipeline, picks_cells, run_image
-from ..io import arrays, tiff, zarr_store
+from ..io import arrays, resolution, tiff, zarr_store
 from ..io.atomic import OutputRefused, atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import check_settings_apply, write_image
@@ -206,8 +206,10 @@ def _run_image(job, pipe, opts, rec, img, out_format, t_start, stdout):
         level = opts.compress_level
         if level is None and out_format == "png":
             level = PNG_LEVEL
+        spans = stride_factors(pipe.plans(arr.shape, arr.dtype, axes=IMAGE_AXES))
+        like = resolution.pooled_image(img, spans)  # the dpi of the pooled grid
         _write(job, opts, stdout, lambda f: write_image(
-            out, f, img, format=out_format, quality=opts.quality, compress_level=level,
+            out, f, like, format=out_format, quality=opts.quality, compress_level=level,
             threads=opts.threads))
     rec.save_seconds = time.perf_counter() - t2
     rec.seconds = time.perf_counter() - t_start

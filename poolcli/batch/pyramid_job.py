@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PoolError, UsageError
-from ..io import arrays, tiff, zarr_store
+from ..io import arrays, resolution, tiff, zarr_store
 from ..io.atomic import atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import write_image
@@ -354,11 +354,12 @@ def _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level):
 def _writer(source: Source, level: np.ndarray, fmt: str, pooled, facs, i: int):
     if fmt == "npy":
         return lambda f: arrays.write_npy(level, f)
+    factors = {a: float(f**i) for a, f in zip(pooled, facs, strict=True)}
     if source.stack is not None and fmt == "tiff":
-        factors = {a: float(f**i) for a, f in zip(pooled, facs, strict=True)}
         out = tiff.scaled(source.stack, level, factors)
         return lambda f: tiff.write_tiff(out, f)
     if source.image is not None:
-        return lambda f: write_image(level, f, source.image, format=fmt)
+        like = resolution.pooled_image(source.image, factors)
+        return lambda f: write_image(level, f, like, format=fmt)
     raise PoolError(f"a {source.format} input of shape {source.array.shape} cannot be "
                     f"written as {fmt}; write npy" + (" or tiff" if source.stack else ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -107,7 +108,13 @@ def _kind_command(kind: str, name: str):
         stage = make_stage(kind, kernel, stride, padding, dilation, ceil_mode,
                            count_include_pad, divisor, norm, output_size, global_, ignore_nan,
                            nodata)
-        raise typer.Exit(_run(Pipeline([stage]), name, inputs, locals()))
+        given = RunChoices(
+            output=output, format=format, overwrite=overwrite, dtype=dtype, jobs=jobs,
+            engine=engine, scheduler=scheduler, report=report, report_file=report_file,
+            quiet=quiet, fail_fast=fail_fast, memory_limit=memory_limit,
+            recursive=recursive, glob=glob, axes=axes, premultiply=premultiply,
+            quality=quality, compress_level=compress_level)
+        raise typer.Exit(_run(Pipeline([stage]), name, inputs, given))
     return command
 
 
@@ -123,23 +130,46 @@ for _alias, _kind in ALIASES.items():  # `poolcli mean` is avg; listed in avg's 
         _kind_command(_kind, _alias))
 
 
-def _run(pipe: Pipeline, tag: str, inputs: list[str], given: dict) -> int:
-    """Run a batch from a command's output options (``given``: the command's locals, so
-    the KIND commands and `run` declare their shared options once each, not twice more)."""
+@dataclass(frozen=True)
+class RunChoices:
+    """The options a KIND command and `run` share, as the user gave them (flags' raw
+    values; ``_run`` checks them): one object from each command into the batch."""
+
+    output: str | None
+    format: str | None
+    overwrite: bool
+    dtype: str | None
+    jobs: int | None
+    engine: str
+    scheduler: str | None
+    report: str | None
+    report_file: Path | None
+    quiet: bool
+    fail_fast: bool
+    memory_limit: str | None
+    recursive: bool
+    glob: str | None
+    axes: str | None
+    premultiply: bool | None
+    quality: int | None
+    compress_level: int | None
+
+
+def _run(pipe: Pipeline, tag: str, inputs: list[str], given: RunChoices) -> int:
+    """Run a batch of ``pipe`` over ``inputs`` with the options ``given``."""
     from ..batch.runner import BatchOptions
     from ..core.kinds import check_option
 
-    premultiply = given["premultiply"]
-    if premultiply is not None:  # given: it must do something (avg on images with alpha)
+    if given.premultiply is not None:  # given: it must do something (avg, images, alpha)
         check_option("premultiply", [s.kind for s in pipe.stages], every=True)
-    job = make_options(given["axes"], given["dtype"], given["format"], given["overwrite"],
-                       premultiply is not False, given["quality"], given["compress_level"],
-                       given["memory_limit"], given["jobs"])
-    opts = BatchOptions(pipeline=pipe, inputs=tuple(inputs), tag=tag, output=given["output"],
-                        recursive=given["recursive"], glob=given["glob"], jobs=given["jobs"],
-                        engine=given["engine"], scheduler=given["scheduler"],
-                        fail_fast=given["fail_fast"], job=job)
-    return run_batch(opts, Reporting(given["report"], given["report_file"], given["quiet"]))
+    job = make_options(given.axes, given.dtype, given.format, given.overwrite,
+                       given.premultiply is not False, given.quality, given.compress_level,
+                       given.memory_limit, given.jobs)
+    opts = BatchOptions(pipeline=pipe, inputs=tuple(inputs), tag=tag, output=given.output,
+                        recursive=given.recursive, glob=given.glob, jobs=given.jobs,
+                        engine=given.engine, scheduler=given.scheduler,
+                        fail_fast=given.fail_fast, job=job)
+    return run_batch(opts, Reporting(given.report, given.report_file, given.quiet))
 
 
 def _pipeline(text: str | None, pipeline_file: Path | None) -> Pipeline:
@@ -164,7 +194,13 @@ def run(args: Annotated[list[str], typer.Argument(
         compress_level: Compress = None) -> None:
     text, inputs = (None, args) if pipeline_file else (args[0], args[1:])
     pipe = _pipeline(text, pipeline_file)
-    raise typer.Exit(_run(pipe, "pooled", inputs, locals()))
+    given = RunChoices(
+        output=output, format=format, overwrite=overwrite, dtype=dtype, jobs=jobs,
+        engine=engine, scheduler=scheduler, report=report, report_file=report_file,
+        quiet=quiet, fail_fast=fail_fast, memory_limit=memory_limit, recursive=recursive,
+        glob=glob, axes=axes, premultiply=premultiply, quality=quality,
+        compress_level=compress_level)
+    raise typer.Exit(_run(pipe, "pooled", inputs, given))
 
 
 @register(help="Shapes after each stage and the arithmetic per axis (or a pyramid's "

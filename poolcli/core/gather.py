@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .fast import mode_of_sorted
+from .fast_mode import mode_of_sorted
 from .kinds import Kind, highest
 from .separable import offsets
 

@@ -56,6 +56,21 @@ def _sum_acc(dt: np.dtype, window: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
+def bool_of_mean(mean: Any) -> Any:
+    """A bool (1-bit) cell from the mean of bool cells, the fraction of them that is True:
+    True from one half up, so a tie goes to True (white).
+
+    This is Pillow's rule for a user who averages a 1-bit image as grey and converts it
+    back without dithering (``convert("1", dither=NONE)`` makes 128 of 255 white), and
+    ImageMagick's ``-monochrome``. The one rule for pooled 1-bit images and pyramid levels
+    of bool arrays; lazy arrays stay lazy.
+
+    >>> bool_of_mean(np.array([0.25, 0.5, 0.75]))
+    array([False,  True,  True])
+    """
+    return mean >= 0.5
+
+
 def lowest(dt: np.dtype) -> Any:
     """The value that never wins a max (padding)."""
     if dt.kind == "b":
@@ -151,7 +166,8 @@ def acc_dtype(kind: Kind, dt: np.dtype, plan: Any) -> np.dtype:
         return compute_float(dt)
     if kind.combine is np.add:
         if kind.divides and dt.kind in "iu" and dt.itemsize == 8:
-            # A mean must not wrap around: 64-bit integers are summed in float64.
+            # A mean must not wrap around: 64-bit integers are summed in float64 (by exact
+            # halves where the sums could pass 2**53: see needs_wide_sums).
             return np.dtype(np.float64)
         return _sum_acc(dt, plan.window_size)
     return dt
@@ -283,6 +299,11 @@ def pool_separable(kind: Kind, plan: Any, src: np.ndarray, dest: np.ndarray,
     natural = kind.out_dtype(src.dtype)
     missing = missing_cells(kind, plan, src)
     miss_count = None if missing is None else combine(missing, np.add, 0, np.dtype(np.int32))
+    if kind.divides and kind.power is None and needs_wide_sums(src, plan):
+        acc = exact_wide_sums(prepare(kind, src, plan, missing), combine)
+        val = finish(kind, plan, acc, src.dtype, count, miss_count)
+        store(dest, np.asarray(val).astype(natural, copy=False))
+        return
     finishing = kind.power is not None or miss_count is not None
     direct = not finishing and acc_dt == natural == dest.dtype
     acc = combine(prepare(kind, src, plan, missing), combiner(kind, plan),
@@ -305,6 +326,40 @@ def pool_separable(kind: Kind, plan: Any, src: np.ndarray, dest: np.ndarray,
         return
     val = finish(kind, plan, acc, src.dtype, count, miss_count)
     store(dest, np.asarray(val).astype(natural, copy=False))
+
+
+# 64-bit integers are summed by halves of 32 bits, each in int64: exact while a window
+# holds fewer cells than this (window * 2**32 < 2**63).
+WIDE_SUM_CELLS = 2**31
+
+
+def needs_wide_sums(tile: np.ndarray, plan: Any) -> bool:
+    """Whether a mean of ``tile``'s cells takes ``exact_wide_sums``: 64-bit integers
+    whose window sums could pass 2**53. Below that, float64 sums every cell exactly (each
+    partial sum is an integer it holds) and faster."""
+    if not (tile.dtype.kind in "iu" and tile.dtype.itemsize == 8
+            and plan.window_size < WIDE_SUM_CELLS and tile.size):
+        return False
+    top = max(abs(int(tile.min())), abs(int(tile.max())))
+    return top * plan.window_size >= 2**53
+
+
+def exact_wide_sums(values: np.ndarray, combine: Callable) -> np.ndarray:
+    """Each window's sum of 64-bit integers, exact, then rounded once to float64.
+
+    Summed in float64 cell by cell, values above 2**53 were rounded before they were
+    added, and opposite signs could cancel to nothing (``2**62 + 1`` and ``-2**62``
+    averaged to 0, not 0.5). Each cell is split into its high 32 bits (signed for int64)
+    and its low 32 bits (unsigned); both halves are summed exactly in int64 and joined in
+    float64: ``hi * 2**32`` is exact (the high sum is below 2**53 for windows of fewer
+    than 2**21 cells), and the join rounds once.
+    """
+    hi = (values >> 32).astype(np.int64, copy=False)
+    lo = (values & np.uint32(0xFFFFFFFF)).astype(np.int64, copy=False)
+    s_hi = combine(hi, np.add, 0, np.dtype(np.int64))
+    s_lo = combine(lo, np.add, 0, np.dtype(np.int64))
+    out = np.multiply(s_hi, 2.0**32, dtype=np.float64)
+    return np.add(out, s_lo, out=out)
 
 
 def finish(kind: Kind, plan: Any, acc: np.ndarray, in_dtype: np.dtype, count: Callable,

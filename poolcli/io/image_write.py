@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.engine import resolve_threads
+from ..core.kinds import bool_of_mean
 from . import png
 from .image_read import LoadedImage
 from .modes import MODES
@@ -60,7 +61,8 @@ def to_image_dtype(array: np.ndarray, like: LoadedImage) -> np.ndarray:
       the dtype's range, and NaN becomes 0.
     - Integers are clipped to the dtype's range.
     - For a 1-bit image ("1"), a value >= 0.5 is white (True): an average of 1-bit pixels
-      is the fraction of white ones, so this is a majority vote with ties going to white.
+      is the fraction of white ones, so this is a majority vote with ties going to white
+      (``core.kinds.bool_of_mean``, the rule pyramids follow too).
     - Floats going to "F" are cast to float32.
 
     >>> like = LoadedImage(np.zeros((1, 1), np.uint8), "L", "png")
@@ -72,7 +74,7 @@ def to_image_dtype(array: np.ndarray, like: LoadedImage) -> np.ndarray:
     if array.dtype == target:
         return array
     if target.kind == "b":
-        return array >= 0.5
+        return bool_of_mean(array)
     if target.kind == "f":
         return array.astype(target)
     if array.dtype.kind == "b":

@@ -20,6 +20,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import resolution
+
 # (dtype, samples per pixel) that Pillow's TIFF reader holds exactly on one page
 _PILLOW_EXACT = frozenset({("u1", 1), ("u1", 2), ("u1", 3), ("u1", 4), ("u2", 1),
                            ("i4", 1), ("f4", 1)})
@@ -141,17 +143,19 @@ def scaled(stack: TiffStack, out: np.ndarray, factors: dict[int, float]) -> Tiff
     """``stack`` holding ``out``, with resolution and physical sizes for the new grid.
 
     ``factors`` maps an input axis to how many input cells one output cell spans on it
-    (the stride, or n/out for adaptive windows).
+    (the stride, or n/out for adaptive windows); ``resolution`` holds the rule.
     """
-    fx = factors.get(stack.axes.find("X"), 1.0) if "X" in stack.axes else 1.0
-    fy = factors.get(stack.axes.find("Y"), 1.0) if "Y" in stack.axes else 1.0
+    def axis(letter: str) -> int | None:
+        return stack.axes.find(letter) if letter in stack.axes else None
+
     res = None
     if stack.resolution is not None:
-        res = (stack.resolution[0] / fx, stack.resolution[1] / fy)
+        res = resolution.density(stack.resolution, factors, axis("X"), axis("Y"))
     physical = {}
     for letter, name in _PHYSICAL.items():
         if name in stack.physical:
-            physical[name] = stack.physical[name] * factors.get(stack.axes.find(letter), 1.0)
+            physical[name] = resolution.pixel_size(stack.physical[name], factors,
+                                                   axis(letter))
     return TiffStack(out, stack.axes, stack.photometric, stack.planar, stack.extrasamples,
                      res, stack.resolution_unit, stack.compression, stack.ome, physical,
                      stack.gdal_nodata)
