@@ -29,8 +29,8 @@ def _zarr(path, x, chunks):
 
 
 def _doc(stderr: str) -> dict:
-    """The JSON report, after any note (the dashboard's) said before it."""
-    return json.loads(stderr[stderr.index("{"):])
+    """The JSON report: all of standard error (the dashboard is in it, not a note)."""
+    return json.loads(stderr)
 
 
 def _same_ome_zarr(a, b):
@@ -57,6 +57,8 @@ def test_a_zarr_pyramid_on_the_cluster_equals_the_local_one(tmp_path, cluster, k
                      "--scheduler", cluster.scheduler_address)
     assert local.returncode == remote.returncode == 0, remote.stderr
     assert _same_ome_zarr(tmp_path / "local.zarr", tmp_path / "remote.zarr") == 9
+    assert _doc(remote.stderr)["dashboard"].startswith("http")
+    assert "dashboard" not in _doc(local.stderr)
     shapes = [[lv["level"], lv["shape"]] for lv in _doc(remote.stderr)["files"][0]["levels"]]
     assert shapes == [[lv["level"], lv["shape"]]
                       for lv in _doc(local.stderr)["files"][0]["levels"]]

@@ -71,6 +71,7 @@ class Summary:
     seconds: float
     peak_rss_bytes: int
     input_bytes: int
+    dashboard: str | None = None  # the dask cluster's dashboard, when one ran the batch
 
     @classmethod
     def of(cls, counts: tuple[int, int], seconds: float, input_bytes: int,
@@ -82,8 +83,9 @@ class Summary:
         return cls(ok + failed, ok, failed, seconds, peak, input_bytes)
 
     def as_json(self) -> dict[str, Any]:
-        return {"files": self.files, "ok": self.ok, "failed": self.failed,
-                "seconds": self.seconds, "peak_rss_bytes": self.peak_rss_bytes}
+        doc = {"files": self.files, "ok": self.ok, "failed": self.failed,
+               "seconds": self.seconds, "peak_rss_bytes": self.peak_rss_bytes}
+        return doc if self.dashboard is None else doc | {"dashboard": self.dashboard}
 
     def throughput(self) -> str:
         if self.seconds <= 0:

@@ -213,6 +213,7 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
         interrupted = True
     summary = Summary.of((tally.ok, tally.failed), time.perf_counter() - t0, tally.input_bytes,
                          tally.worker_peak, workers if tally.worker_peak else 0)
+    summary.dashboard = dashboard
     records = [r for _, r in sorted(kept, key=lambda p: p[0])]
     return BatchResult(records, summary, tally, workers, interrupted, dashboard)
 

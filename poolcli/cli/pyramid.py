@@ -138,8 +138,10 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
                 status = 1
     finally:
         shown.stop()
-    if dashboard and not quiet:
-        say("note", f"the dask cluster's dashboard was {dashboard[0]}")
+    doc = {"files": list(entries.values())} | ({"dashboard": dashboard[0]} if dashboard
+                                                else {})
     if report == "json":
-        sys.stderr.write(json.dumps({"files": list(entries.values())}, indent=2) + "\n")
+        sys.stderr.write(json.dumps(doc, indent=2) + "\n")
+    elif dashboard and not quiet:
+        say("note", f"the dask cluster's dashboard was {dashboard[0]}")
     raise typer.Exit(status)

@@ -144,7 +144,8 @@ def summary_line(summary: Summary) -> str:
     rate = summary.throughput()
     return (f"{summary.ok} ok, {summary.failed} failed in {summary.seconds:.2f} s"
             + (f"; {rate}" if rate else "")
-            + f"; peak RSS {summary.peak_rss_bytes / 2**20:.0f} MiB")
+            + f"; peak RSS {summary.peak_rss_bytes / 2**20:.0f} MiB"
+            + (f"; dask dashboard {summary.dashboard}" if summary.dashboard else ""))
 
 
 def _cut(text: str, room: int) -> str:
