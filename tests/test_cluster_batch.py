@@ -99,3 +99,9 @@ def test_an_unreachable_scheduler_is_one_error_before_any_work():
 def test_an_unknown_engine_is_refused():
     with pytest.raises(PoolError, match="engine='spark'"):
         runner.BatchOptions(pipeline=Pipeline.parse("max"), inputs=("x",), engine="spark")
+
+
+def test_the_memory_limit_is_each_local_workers_limit():
+    with client_for(None, 2, 300 * 2**20) as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        assert [w["memory_limit"] for w in workers] == [300 * 2**20] * 2

@@ -39,8 +39,11 @@ def _distributed():
 
 
 @contextmanager
-def client_for(scheduler: str | None, workers: int | None = None) -> Iterator[Any]:
-    """A Client of the scheduler at ``scheduler``, or of a LocalCluster started for the run."""
+def client_for(scheduler: str | None, workers: int | None = None,
+               memory_limit: int | None = None) -> Iterator[Any]:
+    """A Client of the scheduler at ``scheduler``, or of a LocalCluster started for the run
+    whose workers each get ``memory_limit`` bytes (default: dask's share of the machine).
+    A joined cluster's workers keep the limits they were started with."""
     distributed = _distributed()
     if scheduler is not None:
         try:
@@ -54,7 +57,7 @@ def client_for(scheduler: str | None, workers: int | None = None) -> Iterator[An
     n = resolve_threads(workers)
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=50)
+                                       silence_logs=50, memory_limit=memory_limit or "auto")
     with cluster, distributed.Client(cluster) as client:
         yield client
 

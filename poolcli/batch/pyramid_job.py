@@ -127,7 +127,7 @@ def run_pyramids(inputs: list[str], dest: str, opts: PyramidOptions, *,
         return
     from .cluster import client_for, pyramids_on_cluster
 
-    with client_for(opts.scheduler) as client:
+    with client_for(opts.scheduler, memory_limit=opts.memory_limit) as client:
         if on_cluster is not None:
             on_cluster(client.dashboard_link)
         yield from pyramids_on_cluster(client, inputs, dest, opts, on_level, on_tasks)

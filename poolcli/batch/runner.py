@@ -196,7 +196,7 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
         if opts.engine == "dask":
             from .cluster import client_for, run_on_cluster
 
-            with client_for(opts.scheduler, opts.jobs) as client:
+            with client_for(opts.scheduler, opts.jobs, opts.job.memory_limit) as client:
                 dashboard = client.dashboard_link
                 run_on_cluster(client, jobs_list, opts.pipeline, job_opts, finished,
                                getattr(listener, "tasks", None))

@@ -191,7 +191,8 @@ Quiet = Annotated[bool, option("-q", "--quiet", help="no progress, warnings or t
 FailFast = Annotated[bool, option("--fail-fast", help="stop at the first failed input")]
 MemLimit = Annotated[str | None, option(
     "--memory-limit", metavar="SIZE",
-    help="e.g. 512MB, 2GiB; a larger .npy is pooled in chunks (default: a quarter of RAM)")]
+    help="e.g. 512MB, 2GiB; a larger .npy is pooled in chunks (default: a quarter of RAM); "
+    "with --engine dask, also each worker's limit in the LocalCluster started for the run")]
 Recursive = Annotated[bool, option("-r", "--recursive", help="search folders' sub-folders")]
 Glob = Annotated[str | None, option("--glob", metavar="PATTERN",
                                   help="only files whose names match, e.g. '*.png'")]
