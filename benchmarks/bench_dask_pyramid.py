@@ -351,6 +351,8 @@ def report(results, args, side, nbytes, worker_limit, limit, info, main_peak) ->
                 "(not a block mean)"
             if r.get("max_ulps") is not None:
                 agrees += f", <= {r['max_ulps']:.1f} ulp"
+            if r.get("why"):
+                agrees += f"; {r['why']}"
             rows.append([kind, NAME[way], f"{r['seconds']:.1f}",
                          f"{r['seconds'] / ref:.2f}x" if ref else "", rss,
                          str(r.get("tasks", "-")), agrees])
