@@ -205,6 +205,19 @@ def run_on_cluster(client, way: str, src: Path, dst: Path, out_shape, out_chunks
 # --- checks --------------------------------------------------------------------------
 
 
+def sample_starts(shape: tuple[int, int], chunk: int, side: int,
+                  count: int = 6) -> list[tuple[int, int]]:
+    """Corners of ``side``-square blocks to compare: both corners of the array, one
+    across the first chunk seam, and random ones (the same every run)."""
+    h, w = shape
+    rng = np.random.default_rng(1)
+    starts = [(0, 0), (h - side, w - side),
+              (max(0, min(chunk, h) - side // 2), max(0, min(chunk, w) - side // 2))]
+    starts += [(int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)))
+               for _ in range(count - len(starts))]
+    return starts
+
+
 def check_blocks(ref: Path, other: Path, shape: tuple[int, int], chunk: int,
                  count: int = 6) -> tuple[bool, int]:
     """Compare corners, a chunk seam and random blocks of two outputs exactly."""
@@ -213,14 +226,9 @@ def check_blocks(ref: Path, other: Path, shape: tuple[int, int], chunk: int,
     a, b = zarr.open_array(str(ref), mode="r"), zarr.open_array(str(other), mode="r")
     if a.shape != b.shape:
         return False, 0
-    h, w = shape
-    side = min(512, h, w)
-    rng = np.random.default_rng(1)
-    starts = [(0, 0), (h - side, w - side), (max(0, min(chunk, h) - side // 2),) * 2]
-    starts += [(int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)))
-               for _ in range(count - len(starts))]
+    side = min(512, *shape)
     cells = 0
-    for i, j in starts:
+    for i, j in sample_starts(shape, chunk, side, count):
         key = (slice(i, i + side), slice(j, j + side))
         if not np.array_equal(a[key], b[key], equal_nan=True):
             return False, cells

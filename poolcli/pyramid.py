@@ -216,45 +216,52 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
             div = counts
         else:
             div = _block_counts(shape, pooled, facs, n0, level, like=sums)
-        yield _mean(sums, div, dt, alpha, nodata, small)
+        yield _mean(sums, div, dt, alpha, nodata, small, nonzero=counts is None)
         assert sums.shape == shape
 
 
 def _block_counts(shape, pooled, facs, n0, level, like: Any = None) -> Any:
     """Level-0 cells under each block of a level without holes: per axis
     ``min((j+1)*F, n) - j*F`` with F = factor**level, multiplied across the axes.
-    ``like``: the level's sums, whose kind of array the counts are made as (ones_like),
-    so a dask level's counts are lazy chunks, not a whole array carried in its graph."""
+    ``like``: the level's sums, whose kind of array each axis's counts are made as
+    (ones_like of one line of it along that axis), so a dask level's counts are lazy
+    chunks aligned with its own, not a whole array carried in its graph; the counts of
+    the whole level are made once, by the product of the axes' lines."""
     div = np.ones([1] * len(shape), np.int64)
-    if like is not None:
-        one = tuple(slice(None) if a in pooled else slice(0, 1) for a in range(len(shape)))
-        div = np.ones_like(like[one], dtype=np.int64)  # 1 across the axes not pooled
     for a, f, n in zip(pooled, facs, n0, strict=True):
         big = f**level
         j = np.arange(shape[a], dtype=np.int64)
-        c = np.minimum((j + 1) * big, n) - j * big
         v = [1] * len(shape)
         v[a] = shape[a]
-        div = div * c.reshape(v)
+        c = (np.minimum((j + 1) * big, n) - j * big).reshape(v)
+        if like is not None:
+            line = tuple(slice(None) if b == a else slice(0, 1) for b in range(len(shape)))
+            c = np.ones_like(like[line], dtype=np.int64) * c
+        div = div * c
     return div
 
 
 def _mean(sums: np.ndarray, div: np.ndarray, dt: np.dtype, alpha: bool,
-          nodata: Any, small: bool = False) -> np.ndarray:
+          nodata: Any, small: bool = False, nonzero: bool = False) -> np.ndarray:
     """Sums over counts, rounded once to ``dt`` (half to even for integers); ``small``:
-    every sum is below 2**23, so float32 division is exact enough (see _divide)."""
+    every sum is below 2**23, so float32 division is exact enough (see _divide);
+    ``nonzero``: no count is 0 (a level without holes)."""
     if alpha:
         colour = _divide(sums[..., :-1], sums[..., -1:], dt, 0, small)
-        a = _divide(sums[..., -1:], div, dt, 0 if nodata is None else nodata, small)
+        a = _divide(sums[..., -1:], div, dt, 0 if nodata is None else nodata, small,
+                    nonzero)
         return np.concatenate([colour, a], axis=-1)
-    return _divide(sums, div, dt, np.nan if nodata is None else nodata, small)
+    return _divide(sums, div, dt, np.nan if nodata is None else nodata, small, nonzero)
 
 
-def _divide(num: Any, den: Any, dt: np.dtype, empty: Any, small: bool = False) -> Any:
-    """num / den rounded once to ``dt``; ``empty`` where den is 0. Written without
+def _divide(num: Any, den: Any, dt: np.dtype, empty: Any, small: bool = False,
+            nonzero: bool = False) -> Any:
+    """num / den rounded once to ``dt``; ``empty`` where den is 0 (``nonzero``: it never
+    is, and the two passes that find and fill those cells are skipped). Written without
     in-place updates, so it works on dask arrays too."""
-    zero = den == 0
-    den = np.where(zero, 1, den)
+    zero = None if nonzero else den == 0
+    if zero is not None:
+        den = np.where(zero, 1, den)
     if dt.kind == "f":
         with np.errstate(invalid="ignore"):
             out = (num / den).astype(dt)
@@ -272,6 +279,8 @@ def _divide(num: Any, den: Any, dt: np.dtype, empty: Any, small: bool = False) -
         twice = 2 * r
         q = q + ((twice > den) | ((twice == den) & (q % 2 == 1)))
         out = q.astype(dt)
+    if zero is None:
+        return out
     # blocks of nodata (or ignored NaN) only; an integer level has no NaN to give
     nan = isinstance(empty, float) and math.isnan(empty)
     fill = np.zeros((), dt) if nan and dt.kind != "f" else np.array(empty).astype(dt)
