@@ -301,31 +301,31 @@ def _block(f, head: NpyHeader, plan: PoolPlan, out_dt, out, budget, threads) -> 
 def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *,
                axes: Any = None, dtype: Any = None, threads: int | None = None,
                memory_limit: int | str | None = None, overwrite: bool = False,
-               force_tiled: bool = False) -> FileResult:
+               force_tiled: bool = False, protect: Collection[FileId] = ()) -> FileResult:
     """Pool a zarr array (or a .npy file) into a new zarr store ``dst`` within
     ``memory_limit`` bytes, chunk by chunk.
 
     ``src`` is ``data.zarr``, ``data.zarr/path/to/array`` or a .npy file; the result is one
     array at the root of ``dst``, whose chunks are the input's scaled by the stride. Every
     cell equals the in-memory result, at every chunk seam (each chunk reads the halo its
-    windows need). Written under a temporary name and renamed into place.
+    windows need). Written under a temporary name and renamed into place; ``dst`` is
+    never ``src`` or one of ``protect``, nor inside or around one of them.
     """
     from .io import zarr_store
 
     limit = default_memory_limit() if memory_limit is None else parse_size(memory_limit)
-    if Path(dst).exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    protect = input_ids(src, protect)
+    zarr_store.require_zarr()
+    tmp = zarr_store.begin_output(dst, overwrite, protect)
     if zarr_store.is_zarr_path(src):
         source = zarr_store.open_input(src)
         in_chunks = tuple(source.chunks)
     else:
         source = NpyRows(src)
         in_chunks = None
-    zarr_store.require_zarr()
     shape, in_dt = tuple(source.shape), np.dtype(source.dtype)
     plans = pipe.plans(shape, in_dt, axes=axes)
     result = FileResult(shape, in_dt, plans[-1].out_shape, in_dt, plans[0].axes, tiled=False)
-    tmp = zarr_store.temporary_beside(dst, "tmp")
     temps: list[Path] = []
     try:
         if working_set(shape, in_dt, pipe, axes) <= limit and not force_tiled:
@@ -356,7 +356,7 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
                                                  plan.out_shape, time.perf_counter() - t0))
                 cur, chunks = arr, out_chunks
                 result.output_dtype = out_dt
-        zarr_store.commit(tmp, dst, overwrite)
+        zarr_store.commit(tmp, dst, overwrite, protect)
     except BaseException:
         import shutil
 
@@ -368,6 +368,15 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
         for t in temps:
             shutil.rmtree(t, ignore_errors=True)
     return result
+
+
+def input_ids(src: str | os.PathLike, protect: Collection[FileId] = ()) -> frozenset[FileId]:
+    """``protect`` and the identity of ``src`` (a file or a store's folder), which no
+    output may replace, sit inside or hold."""
+    try:
+        return frozenset({*protect, file_id(os.stat(src))})
+    except OSError:
+        return frozenset(protect)  # unreadable: opening it says so
 
 
 def stride_factors(plans: list[PoolPlan]) -> dict[int, float]:

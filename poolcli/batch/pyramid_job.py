@@ -23,7 +23,7 @@ from ..io.image_read import read_image
 from ..io.image_write import write_image
 from ..io.sniff import SUFFIX_OF, format_from_suffix, normalise_format, sniff_format
 from ..pyramid import iter_levels, level_shapes, resolve
-from ..tiled import default_memory_limit
+from ..tiled import default_memory_limit, input_ids
 
 # A streamed pyramid's slabs get this share of --memory-limit: zarr holds a slab about
 # twice more while it decodes and encodes chunks, and the sums pass holds input, sums
@@ -161,7 +161,7 @@ def run_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: Any = None,
         names = zarr_store.check_axes_names(names, arr.ndim)
         zarr_store.write_ome_zarr(dest, levels, names, pooled, facs, ngff=opts.ngff,
                                   kind=opts.kind, overwrite=opts.overwrite,
-                                  name=Path(src).name,
+                                  name=Path(src).name, protect=input_ids(src),
                                   on_level=lambda i, lv: done(i, lv, f"{dest}/{i}"))
         return records
     fmt = normalise_format(opts.format) if opts.format else (
@@ -196,7 +196,7 @@ def _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level):
     names = zarr_store.check_axes_names(names, len(shape))
     writer = zarr_store.OmeZarrWriter(dest, names, pooled, facs, ngff=opts.ngff,
                                       kind=opts.kind, overwrite=opts.overwrite,
-                                      name=Path(src).name)
+                                      name=Path(src).name, protect=input_ids(src))
     if writer.transposes:
         writer.abort()
         raise PoolError(f"axes_names {names!r} would store the axes in another order "

@@ -69,6 +69,7 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
             memory_limit: MemLimit = None) -> None:
     from ..batch.pyramid_job import PyramidOptions, run_pyramid
     from ..core.kinds import canonical_kind
+    from ..io.atomic import OutputRefused
     from ..io.image_read import ImageReadError
     from ..io.zarr_store import is_zarr_path
 
@@ -108,6 +109,8 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
             run_pyramid(src, output, opts, on_level=line)
         except (PoolError, UsageError):
             raise
+        except OutputRefused as e:  # an input named as the output: a usage error
+            raise UsageError(str(e)) from None
         except (OSError, ValueError, ImageReadError) as e:
             text = (e.strerror or str(e)) if isinstance(e, OSError) and e.strerror else str(e)
             say("error", f"{src}: {text}")
