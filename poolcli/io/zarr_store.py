@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,23 @@ def compressors(v3: bool = True) -> Any:
     from numcodecs import Blosc
 
     return Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE)
+
+
+def concurrency() -> int:
+    """How many chunks zarr decodes or encodes at once (its ``async.concurrency``): each
+    holds a decoded and an encoded copy of its chunk while it does."""
+    try:
+        return max(1, int(require_zarr().config.get("async.concurrency")))
+    except (TypeError, ValueError, KeyError):
+        return 10  # zarr's default
+
+
+@contextmanager
+def chunks_in_flight(n: int) -> Iterator[None]:
+    """zarr decodes and encodes at most ``n`` chunks at once inside the block (its
+    ``async.concurrency``, restored after): a bound on its codec copies in memory."""
+    with require_zarr().config.set({"async.concurrency": max(1, int(n))}):
+        yield
 
 
 def require_zarr():
@@ -118,13 +136,21 @@ class OmeZarrWriter:
                 {"chunk_key_encoding": {"name": "v2", "separator": "/"}}) | {
                     "compressors": compressors(self.v3)}
 
-    def create(self, i: int, shape: tuple[int, ...], dtype: Any) -> Any:
-        """The empty dataset of level ``i`` (``shape`` in the array's axis order)."""
+    def default_chunks(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The chunks of a level of ``shape`` (both in the array's axis order)."""
+        stored = _chunks(tuple(shape[p] for p in self.perm),
+                         tuple(p in self.pooled for p in self.perm))
+        return tuple(stored[self.perm.index(a)] for a in range(len(shape)))
+
+    def create(self, i: int, shape: tuple[int, ...], dtype: Any,
+               chunks: tuple[int, ...] | None = None) -> Any:
+        """The empty dataset of level ``i`` (``shape`` and ``chunks``, by default
+        ``default_chunks``, in the array's axis order)."""
         stored = tuple(shape[p] for p in self.perm)
-        pooled = tuple(p in self.pooled for p in self.perm)
+        chunks = self.default_chunks(shape) if chunks is None else chunks
         arr = self.root.create_array(str(i), shape=stored, dtype=dtype,
-                                     chunks=_chunks(stored, pooled), fill_value=0,
-                                     **self._kw())
+                                     chunks=tuple(chunks[p] for p in self.perm),
+                                     fill_value=0, **self._kw())
         scale = [1.0] * len(self.names)
         for a, f in zip(self.pooled, self.factors, strict=True):
             scale[self.perm.index(a)] = float(f**i)
