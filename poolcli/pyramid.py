@@ -214,16 +214,19 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
         assert sums.shape == shape
 
 
-def _block_counts(shape, pooled, facs, n0, level) -> np.ndarray:
+def _block_counts(shape, pooled, facs, n0, level, box=None) -> np.ndarray:
     """Level-0 cells under each block of a level without holes: per axis
-    ``min((j+1)*F, n) - j*F`` with F = factor**level, multiplied across the axes."""
+    ``min((j+1)*F, n) - j*F`` with F = factor**level, multiplied across the axes; only
+    for the cells ``box`` (a slice per axis) when given, as a streamed level needs."""
     div = np.ones([1] * len(shape), np.int64)
     for a, f, n in zip(pooled, facs, n0, strict=True):
         big = f**level
         j = np.arange(shape[a], dtype=np.int64)
+        if box is not None:
+            j = j[box[a]]
         c = np.minimum((j + 1) * big, n) - j * big
         v = [1] * len(shape)
-        v[a] = shape[a]
+        v[a] = len(j)
         div = div * c.reshape(v)
     return div
 
