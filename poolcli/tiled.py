@@ -646,13 +646,18 @@ def _store_stage(src: Any, dst: Any, plan: PoolPlan, out_dt: np.dtype,
     Returns the blocks used."""
     from .io.zarr_store import chunks_in_flight
 
-    count = 0
+    count, buf = 0, None
     with chunks_in_flight(grid[1]):
         for b in blocks(plan, grid[0], tuple(dst.chunks)):
             x = np.asarray(src[b.key])
             if transform is not None:
                 x = transform(x)
-            res = np.empty(b.plan.out_shape, out_dt)
+            # one output buffer for the stage (the first block is the largest): a fresh
+            # one per block would be mapped and faulted in again each time
+            cells = math.prod(b.plan.out_shape)
+            if buf is None or buf.size < cells:
+                buf = np.empty(cells, out_dt)
+            res = buf[:cells].reshape(b.plan.out_shape)
             execute(b.plan, x, out=res, threads=threads, dtype=out_dt)
             del x  # the input block is not held while zarr encodes the output
             dst[b.out] = res
