@@ -487,12 +487,12 @@ def pool_store(src: str | os.PathLike, dst: str | os.PathLike, pipe: Pipeline, *
     for i, plan in enumerate(plans):
         final_dt = result_dtype(plan, final_dt, dtype if i == len(plans) - 1 else None)
     streams = zarr_store.concurrency()
-    whole = (working_set(shape, in_dt, pipe, axes) + _codec_bytes(shape, in_dt, in_chunks,
-                                                                  streams)
-             + _codec_bytes(plans[-1].out_shape, final_dt, final_chunks, streams))
-    in_memory = whole <= limit and not force_tiled
+    need = (working_set(shape, in_dt, pipe, axes) + _codec_bytes(shape, in_dt, in_chunks,
+                                                                 streams)
+            + _codec_bytes(plans[-1].out_shape, final_dt, final_chunks, streams))
+    in_memory = need <= limit and not force_tiled
     # Every stage's output chunks, dtype and blocks, decided (or refused) before any work.
-    stages: list[tuple[PoolPlan, np.dtype, tuple[int, ...], tuple[int, ...]]] = []
+    stages: list[tuple[PoolPlan, np.dtype, tuple[int, ...], Any]] = []
     held, dt = source, in_dt
     for i, plan in enumerate([] if in_memory else plans):
         out_dt = result_dtype(plan, dt, dtype if i == len(plans) - 1 else None)
