@@ -116,8 +116,9 @@ def output_array(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]):
 
 def child_tiled(src: str, dst: str, limit: str) -> dict:
     from poolcli import Pipeline
-    from poolcli.tiled import pool_store
+    from poolcli.tiled import pool_store, return_big_buffers
 
+    return_big_buffers()  # as the command line does
     base = rss_mib()
     t0 = time.perf_counter()
     res = pool_store(src, dst, Pipeline.parse("max:k=2"), memory_limit=limit,

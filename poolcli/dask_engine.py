@@ -152,7 +152,7 @@ ENGINE = Engine("dask", _prepare, _execute, _regroup)
 
 
 def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = None,
-               overwrite: bool = False, run: Any = None) -> Any:
+               overwrite: bool = False, protect: Any = (), run: Any = None) -> Any:
     """Pool the zarr array ``src`` into a new zarr store ``dst`` on the active dask
     scheduler (a distributed Client's cluster, say), chunk-parallel across its workers.
 
@@ -160,26 +160,25 @@ def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = 
     array at the root of ``dst`` whose chunks are the input's scaled by the stride. It is
     written under a temporary name and renamed into place only when every chunk is in,
     so a run that dies (or a worker lost and its tasks retried) leaves no half-written
-    output. ``run(work)`` computes a list of dask collections (default ``dask.compute``;
-    a caller may watch the tasks). Returns ``tiled.FileResult``.
+    output; ``dst`` is never ``src`` or one of ``protect``, nor inside or around one.
+    ``run(work)`` computes a list of dask collections (default ``dask.compute``; a caller
+    may watch the tasks). Returns ``tiled.FileResult``.
     """
     import time
-    from pathlib import Path
 
     import dask.array as da
 
     from .io import zarr_store
     from .pipeline import StageTiming
-    from .tiled import FileResult, stride_factors
+    from .tiled import FileResult, input_ids, stride_factors
 
-    if Path(dst).exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    protect = input_ids(src, protect)
+    tmp = zarr_store.begin_output(dst, overwrite, protect)
     source = zarr_store.open_input(src)
     x = da.from_zarr(source)
     plans = pipe.plans(x.shape, x.dtype, axes=axes)
     y = pipe(x, axes=axes, dtype=dtype)
     chunks = zarr_store.output_chunks(tuple(source.chunks), y.shape, stride_factors(plans))
-    tmp = zarr_store.temporary_beside(dst, "tmp")
     t0 = time.perf_counter()
     try:
         out = zarr_store.create_output(tmp, y.shape, y.dtype, chunks)
@@ -190,7 +189,7 @@ def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = 
             dask.compute(*work)
         else:
             run(work)
-        zarr_store.commit(tmp, dst, overwrite)
+        zarr_store.commit(tmp, dst, overwrite, protect)
     except BaseException:
         import shutil
 

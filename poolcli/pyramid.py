@@ -220,9 +220,10 @@ def _exact_means(arr: np.ndarray, shapes, pooled, facs, alpha: bool, *,
         assert sums.shape == shape
 
 
-def _block_counts(shape, pooled, facs, n0, level, like: Any = None) -> Any:
+def _block_counts(shape, pooled, facs, n0, level, like: Any = None, box=None) -> Any:
     """Level-0 cells under each block of a level without holes: per axis
-    ``min((j+1)*F, n) - j*F`` with F = factor**level, multiplied across the axes.
+    ``min((j+1)*F, n) - j*F`` with F = factor**level, multiplied across the axes; only
+    for the cells ``box`` (a slice per axis) when given, as a streamed level needs.
     ``like``: the level's sums, whose kind of array each axis's counts are made as
     (ones_like of one line of it along that axis), so a dask level's counts are lazy
     chunks aligned with its own, not a whole array carried in its graph; the counts of
@@ -231,8 +232,10 @@ def _block_counts(shape, pooled, facs, n0, level, like: Any = None) -> Any:
     for a, f, n in zip(pooled, facs, n0, strict=True):
         big = f**level
         j = np.arange(shape[a], dtype=np.int64)
+        if box is not None:
+            j = j[box[a]]
         v = [1] * len(shape)
-        v[a] = shape[a]
+        v[a] = len(j)
         c = (np.minimum((j + 1) * big, n) - j * big).reshape(v)
         if like is not None:
             line = tuple(slice(None) if b == a else slice(0, 1) for b in range(len(shape)))

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.engine import resolve_threads
 from ..errors import PoolError, UsageError
+from ..io.atomic import OutputRefused
 from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
 from .job import from_result, run_job
@@ -153,8 +154,10 @@ def _store_job(client: Any, job: Job, pipe: Pipeline, opts: Options,
     t0 = time.perf_counter()
     try:
         res = pool_store(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
-                         overwrite=opts.overwrite,
+                         overwrite=opts.overwrite, protect=opts.protect,
                          run=lambda work: compute(client, work, on_tasks))
+    except OutputRefused as e:  # an input named as the output: a usage error, as locally
+        rec.status, rec.error, rec.usage_error, rec.stop = "error", str(e), True, True
     except FileExistsError as e:
         rec.status, rec.error, rec.exists = "error", str(e), True
     except PoolError as e:

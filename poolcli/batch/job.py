@@ -228,7 +228,8 @@ def _run_zarr(job: Job, pipe: Pipeline, opts: Options, rec: FileRecord, t0: floa
         if not (is_zarr_path(job.src) or format_from_suffix(job.src) == "npy"):
             raise UsageError("a .zarr output is made from a zarr array or a .npy file")
         res = pool_store(job.src, job.dest, pipe, axes=opts.axes, dtype=opts.dtype,
-                         threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite)
+                         threads=opts.threads, memory_limit=limit, overwrite=opts.overwrite,
+                         protect=opts.protect)
         return [from_result(rec, res, t_start)]
     out_format = _out_format(job, "zarr", opts)
     if out_format not in ("npy", "npz"):

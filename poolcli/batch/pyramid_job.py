@@ -19,12 +19,12 @@ import numpy as np
 
 from ..errors import PoolError, UsageError
 from ..io import arrays, resolution, tiff, zarr_store
-from ..io.atomic import atomic_write
+from ..io.atomic import OutputRefused, atomic_write
 from ..io.image_read import ImageReadError, read_image
 from ..io.image_write import write_image
 from ..io.sniff import SUFFIX_OF, format_from_suffix, normalise_format, sniff_format
 from ..pyramid import iter_levels, level_shapes, resolve
-from ..tiled import default_memory_limit
+from ..tiled import default_memory_limit, input_ids
 
 # A streamed pyramid's slabs get this share of --memory-limit: zarr holds a slab about
 # twice more while it decodes and encodes chunks, and the sums pass holds input, sums
@@ -146,6 +146,8 @@ def one_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: OnLevel | N
         out.records = run_pyramid(src, dest, opts, on_level=level, run=run)
     except (PoolError, UsageError):
         raise
+    except OutputRefused as e:  # an input named as the output: the options' mistake
+        raise UsageError(str(e)) from None
     except (OSError, ValueError, ImageReadError) as e:
         out.error = (e.strerror or str(e)) if isinstance(e, OSError) and e.strerror else str(e)
     return out
@@ -258,7 +260,7 @@ def run_pyramid(src: str, dest: str, opts: PyramidOptions, on_level: Any = None,
         names = zarr_store.check_axes_names(names, arr.ndim)
         zarr_store.write_ome_zarr(dest, levels, names, pooled, facs, ngff=opts.ngff,
                                   kind=opts.kind, overwrite=opts.overwrite,
-                                  name=Path(src).name,
+                                  name=Path(src).name, protect=input_ids(src),
                                   on_level=lambda i, lv: log.done(i, f"{dest}/{i}", lv))
         return log.records
     fmt = normalise_format(opts.format) if opts.format else (
@@ -294,7 +296,7 @@ def _lazy_writer(src: str, dest: str, opts: PyramidOptions, source: Source, pool
     names = zarr_store.check_axes_names(names, len(shape))
     return zarr_store.OmeZarrWriter(dest, names, pooled, facs, ngff=opts.ngff,
                                     kind=opts.kind, overwrite=opts.overwrite,
-                                    name=Path(src).name)
+                                    name=Path(src).name, protect=input_ids(src))
 
 
 def _on_cluster(src, dest, opts, source, shapes, pooled, facs, t0, on_level, run):

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import threading
 
+    from ..tiled import return_big_buffers
+
+    return_big_buffers()  # so --memory-limit holds with zarr's chunk buffers (see there)
     old = None
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, _terminate)

@@ -1,9 +1,11 @@
 """Write a file all at once or not at all, and never replace one unless asked.
 
-This is the one writer of every output (pooled files, tiled stage files, the report):
-an output is always a regular file, never an input or the file standard input came
-from, written under a temporary name that says which process wrote it and moved into
-place, so a killed run leaves only files the next run recognises and removes.
+This is the one writer of every output (pooled files, tiled stage files, the report),
+and the one judge of stores written as folders (``check_store_output``): an output is
+always a regular file (or a store's folder), never an input or the file standard input
+came from, never inside an input nor holding one, written under a temporary name
+that says which process wrote it and moved into place, so a killed run leaves only
+files the next run recognises and removes.
 """
 
 from __future__ import annotations
@@ -47,13 +49,15 @@ def check_output(dst: str | os.PathLike, *, overwrite: bool = False,
     """Refuse ``dst`` unless it can become a regular file without harm.
 
     It may not exist (or exist as a regular file when ``overwrite``); it is never one of
-    ``protect`` (inputs, the file standard input came from), and never a device, FIFO,
-    folder or symbolic link, which replacing would break. Raises FileExistsError (an
-    existing file without ``overwrite``) or its subclass OutputRefused.
+    ``protect`` (inputs, the file standard input came from) nor inside one (a store),
+    and never a device, FIFO, folder or symbolic link, which replacing would break.
+    Raises FileExistsError (an existing file without ``overwrite``) or its subclass
+    OutputRefused.
     """
     try:
         st = os.lstat(dst)
     except FileNotFoundError:
+        _refuse_inside_input(Path(dst), protect)
         return
     if stat.S_ISLNK(st.st_mode):
         raise OutputRefused(f"output {dst} is a symbolic link; poolcli writes outputs only "
@@ -65,8 +69,81 @@ def check_output(dst: str | os.PathLike, *, overwrite: bool = False,
     if file_id(st) in protect:
         raise OutputRefused(f"output {dst} is an input of this run; poolcli never writes "
                             "over an input")
+    _refuse_inside_input(Path(dst), protect)
     if not overwrite:
         raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+
+
+def check_store_output(dst: str | os.PathLike, *, overwrite: bool = False,
+                       protect: Collection[FileId] = ()) -> None:
+    """Refuse ``dst`` unless it can become a store (a folder, e.g. ``out.zarr``) without harm.
+
+    The rules of ``check_output`` for a folder that is replaced whole: never a symbolic
+    link, device or FIFO; never one of ``protect``, nor inside one (a store nested in an
+    input store), nor holding one (replacing it would delete the input); an existing
+    ``dst`` only with ``overwrite``. Identity is ``file_id``, whatever name reaches it.
+    """
+    dst = Path(dst)
+    try:
+        st = os.lstat(dst)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise OutputRefused(f"output {dst} is a symbolic link; poolcli writes a store "
+                                "only as a folder of its own (name the target itself)")
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise OutputRefused(f"output {dst} is {file_kind(st.st_mode)}; a store is "
+                                "written only as a folder")
+        if file_id(st) in protect:
+            raise OutputRefused(f"output {dst} is an input of this run; poolcli never "
+                                "writes over an input")
+    _refuse_inside_input(dst, protect)
+    if st is None:
+        return
+    if not overwrite:
+        raise FileExistsError(f"{dst} exists; pass overwrite=True to replace it")
+    held = _held_input(dst, protect) if stat.S_ISDIR(st.st_mode) else None
+    if held is not None:
+        raise OutputRefused(f"output {dst} holds {held}, an input of this run; replacing "
+                            "it would delete the input")
+
+
+def _refuse_inside_input(dst: Path, protect: Collection[FileId]) -> None:
+    """OutputRefused when a folder holding ``dst`` (as the file system reaches it, through
+    any symbolic links) is one of ``protect``: an output never goes inside an input."""
+    if not protect:
+        return
+    folder = Path(os.path.realpath(Path(dst).parent))
+    for d in (folder, *folder.parents):
+        try:
+            held = file_id(os.stat(d)) in protect
+        except OSError:
+            continue
+        if held:
+            raise OutputRefused(f"output {dst} would be inside {d}, an input of this run; "
+                                "poolcli never writes into an input")
+
+
+def _held_input(folder: Path, protect: Collection[FileId]) -> Path | None:
+    """The first of ``protect`` found inside ``folder`` (symbolic links not followed, as
+    removing the folder would not follow them), or None."""
+    inodes = {ino for _, ino in protect}
+    stack = [folder]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.inode() in inodes and file_id(e.stat(follow_symlinks=False)) in protect:
+                    return Path(e.path)
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+            except OSError:
+                continue
+    return None
 
 
 @contextmanager

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import PoolError
+from .atomic import FileId, check_store_output
 
 NGFF_VERSIONS = ("0.4", "0.5")
 AXIS_ORDER = "tczyx"  # NGFF: time, then channel, then space
@@ -34,6 +36,23 @@ def compressors(v3: bool = True) -> Any:
     from numcodecs import Blosc
 
     return Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE)
+
+
+def concurrency() -> int:
+    """How many chunks zarr decodes or encodes at once (its ``async.concurrency``): each
+    holds a decoded and an encoded copy of its chunk while it does."""
+    try:
+        return max(1, int(require_zarr().config.get("async.concurrency")))
+    except (TypeError, ValueError, KeyError):
+        return 10  # zarr's default
+
+
+@contextmanager
+def chunks_in_flight(n: int) -> Iterator[None]:
+    """zarr decodes and encodes at most ``n`` chunks at once inside the block (its
+    ``async.concurrency``, restored after): a bound on its codec copies in memory."""
+    with require_zarr().config.set({"async.concurrency": max(1, int(n))}):
+        yield
 
 
 def require_zarr():
@@ -91,18 +110,18 @@ class OmeZarrWriter:
 
     def __init__(self, path: str | os.PathLike, names: str, pooled: tuple[int, ...],
                  factors: tuple[int, ...], *, ngff: str = "0.4", kind: str = "avg",
-                 overwrite: bool = False, name: str = "") -> None:
+                 overwrite: bool = False, name: str = "",
+                 protect: Collection[FileId] = ()) -> None:
         self.zarr = require_zarr()
         if ngff not in NGFF_VERSIONS:
             raise PoolError(f"ngff={ngff!r} is not supported; use 0.4 or 0.5")
         self.dest = Path(path)
-        if self.dest.exists() and not overwrite:
-            raise FileExistsError(f"{self.dest} exists; give `overwrite` to replace it")
+        self.protect = protect
         self.names, self.pooled, self.factors = names, pooled, factors
         self.perm = sorted(range(len(names)), key=lambda i: AXIS_ORDER.index(names[i]))
         self.stored = "".join(names[i] for i in self.perm)
         self.v3, self.kind, self.name, self.overwrite = ngff == "0.5", kind, name, overwrite
-        self.tmp = temporary_beside(self.dest, "tmp")
+        self.tmp = begin_output(self.dest, overwrite, protect)
         self.root = self.zarr.open_group(store=str(self.tmp), mode="w",
                                          zarr_format=3 if self.v3 else 2)
         self.datasets: list[dict[str, Any]] = []
@@ -117,13 +136,21 @@ class OmeZarrWriter:
                 {"chunk_key_encoding": {"name": "v2", "separator": "/"}}) | {
                     "compressors": compressors(self.v3)}
 
-    def create(self, i: int, shape: tuple[int, ...], dtype: Any) -> Any:
-        """The empty dataset of level ``i`` (``shape`` in the array's axis order)."""
+    def default_chunks(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The chunks of a level of ``shape`` (both in the array's axis order)."""
+        stored = _chunks(tuple(shape[p] for p in self.perm),
+                         tuple(p in self.pooled for p in self.perm))
+        return tuple(stored[self.perm.index(a)] for a in range(len(shape)))
+
+    def create(self, i: int, shape: tuple[int, ...], dtype: Any,
+               chunks: tuple[int, ...] | None = None) -> Any:
+        """The empty dataset of level ``i`` (``shape`` and ``chunks``, by default
+        ``default_chunks``, in the array's axis order)."""
         stored = tuple(shape[p] for p in self.perm)
-        pooled = tuple(p in self.pooled for p in self.perm)
+        chunks = self.default_chunks(shape) if chunks is None else chunks
         arr = self.root.create_array(str(i), shape=stored, dtype=dtype,
-                                     chunks=_chunks(stored, pooled), fill_value=0,
-                                     **self._kw())
+                                     chunks=tuple(chunks[p] for p in self.perm),
+                                     fill_value=0, **self._kw())
         scale = [1.0] * len(self.names)
         for a, f in zip(self.pooled, self.factors, strict=True):
             scale[self.perm.index(a)] = float(f**i)
@@ -156,7 +183,7 @@ class OmeZarrWriter:
             self.root.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
         else:
             self.root.attrs["multiscales"] = [{"version": "0.4", **ms}]
-        _replace(self.tmp, self.dest, self.overwrite)
+        _replace(self.tmp, self.dest, self.overwrite, self.protect)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -165,11 +192,11 @@ class OmeZarrWriter:
 def write_ome_zarr(path: str | os.PathLike, levels: Iterable[np.ndarray], names: str,
                    pooled: tuple[int, ...], factors: tuple[int, ...], *, ngff: str = "0.4",
                    kind: str = "avg", overwrite: bool = False, name: str = "",
-                   on_level: Any = None) -> None:
+                   on_level: Any = None, protect: Collection[FileId] = ()) -> None:
     """Write in-memory ``levels`` (level 0 first, array axes named by ``names``) as an
     OME-Zarr image (see OmeZarrWriter); ``on_level(i, array)`` after each level."""
     writer = OmeZarrWriter(path, names, pooled, factors, ngff=ngff, kind=kind,
-                           overwrite=overwrite, name=name)
+                           overwrite=overwrite, name=name, protect=protect)
     try:
         for i, level in enumerate(levels):
             writer.add(i, level)
@@ -181,10 +208,10 @@ def write_ome_zarr(path: str | os.PathLike, levels: Iterable[np.ndarray], names:
         raise
 
 
-def _replace(tmp: Path, dest: Path, overwrite: bool) -> None:
+def _replace(tmp: Path, dest: Path, overwrite: bool, protect: Collection[FileId]) -> None:
+    # the destination may have changed while the store was written: judged again
+    check_store_output(dest, overwrite=overwrite, protect=protect)
     if dest.exists():
-        if not overwrite:
-            raise FileExistsError(f"{dest} exists; give `overwrite` to replace it")
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         os.rename(dest, old)
         os.rename(tmp, dest)
@@ -238,6 +265,16 @@ def create_output(path: str | os.PathLike, shape: tuple[int, ...], dtype: np.dty
                              fill_value=0, zarr_format=3, compressors=compressors())
 
 
+def begin_output(dest: str | os.PathLike, overwrite: bool = False,
+                 protect: Collection[FileId] = ()) -> Path:
+    """The temporary store that becomes ``dest`` (see ``commit``), once ``dest`` is found
+    fit to be written (``atomic.check_store_output``: never an input, inside one or
+    holding one, never a symbolic link; an existing store only with ``overwrite``).
+    Every store poolcli writes starts here."""
+    check_store_output(dest, overwrite=overwrite, protect=protect)
+    return temporary_beside(dest, "tmp")
+
+
 def temporary_beside(dest: str | os.PathLike, tag: str) -> Path:
     """A fresh temporary store name beside ``dest`` (removed if it exists)."""
     dest = Path(dest)
@@ -246,6 +283,8 @@ def temporary_beside(dest: str | os.PathLike, tag: str) -> Path:
     return tmp
 
 
-def commit(tmp: Path, dest: str | os.PathLike, overwrite: bool) -> None:
-    """Move the finished store ``tmp`` to ``dest`` (replacing it only with ``overwrite``)."""
-    _replace(tmp, Path(dest), overwrite)
+def commit(tmp: Path, dest: str | os.PathLike, overwrite: bool,
+           protect: Collection[FileId] = ()) -> None:
+    """Move the finished store ``tmp`` to ``dest`` (replacing it only with ``overwrite``,
+    never an input: checked again as in ``begin_output``)."""
+    _replace(tmp, Path(dest), overwrite, protect)
