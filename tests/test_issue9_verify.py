@@ -113,6 +113,35 @@ def test_a_dense_kernel_stays_within_the_limit(tmp_path):
                                         for i in range(3)])
 
 
+# item 5 (image data that stop halfway come out black) -----------------------------------
+
+def test_png_image_data_that_end_early_fail_the_input(tmp_path):
+    # a complete zlib stream of half the rows, every chunk and CRC right: Pillow fills
+    # the other rows with zeros (af71dcf, and this main before the check: exit 0)
+    import zlib
+
+    def chunk(ctype: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + ctype + data
+                + struct.pack(">I", zlib.crc32(ctype + data)))
+
+    a = np.random.default_rng(0).integers(1, 256, (64, 64), dtype=np.uint8)
+    raw = b"".join(b"\0" + row.tobytes() for row in a)
+    for interlace in (0, 1):  # the size an Adam7 image needs is worked out per pass
+        head = struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, interlace)
+        (tmp_path / "half.png").write_bytes(
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head)
+            + chunk(b"IDAT", zlib.compress(raw[: len(raw) // 2])) + chunk(b"IEND", b""))
+        p = run_exe("max", "half.png", "-o", "out.png", cwd=tmp_path)
+        line = one_error_line(p)
+        assert p.returncode == 1 and "half.png" in line and "truncated PNG" in line
+        assert "end after 2,080 of the" in line
+        assert not (tmp_path / "out.png").exists()
+    Image.fromarray(a).save(tmp_path / "whole.png")  # and a whole one still reads
+    p = run_exe("max", "whole.png", "-k", "1", "-o", "out.png", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), a)
+
+
 # item 4, overtaken by issue 12: a multi-page TIFF is read whole ----------------------------
 
 def test_every_page_of_a_tiff_is_pooled(tmp_path):
