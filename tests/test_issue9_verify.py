@@ -199,6 +199,31 @@ def test_tifffile_log_lines_become_warnings(tmp_path):
     assert np.load(tmp_path / "out.npy").shape == (3, 4, 4)
 
 
+def test_an_npz_member_without_a_name_is_a_failed_input(tmp_path):
+    # found by tests/fuzz/fuzz_inputs.py: zipfile fails on such a member (IndexError),
+    # which was an "internal error" in max and info
+    (tmp_path / "noname.npz").write_bytes(_NONAME_NPZ)
+    for args in (["max", "noname.npz", "-o", "out.npz"], ["info", "noname.npz"]):
+        p = run_exe(*args, cwd=tmp_path)
+        line = one_error_line(p)
+        assert p.returncode == 1 and "noname.npz" in line and "has no name" in line
+    assert not (tmp_path / "out.npz").exists()
+
+
+_NONAME_NPZ = bytes.fromhex(
+    "504b03042d00000008000000210020e078ceffffffffffffffff05001400612e6e707901"
+    "0010006002000000000000c7000000000000009dc8bf4ec2601486f1c3469c1c181818be"
+    "18e2574c438a201428b420a2fca9717170320d9430104a5ae2424cb8076ed44ba0a4cfe2"
+    "ca597ee7794fef9ffec7574e7ee4a09761b28875476967656b53e95514efe360fb1dc5cb"
+    "f0b28f834d12a67bb20e7661da46d35435ab62aa5f75edddc8bffb7379bc8c3cde62018b"
+    "5842857758c67b34f0014daca285357cc43a36f0099bd8421bdbd8c12e3ad8c33ebae865"
+    "1e510634ca904679a6514634ca0b8d32a6515e6994371a6542a34c6994198d32a7517cda"
+    "f7ce504b01022d032d00000008000000210020e078cec700000060020000050000000000"
+    "000000000000800100000000002e6e7079504b0506000000000100010033000000fe0000"
+    "000000"
+)
+
+
 # item 7 (Ctrl-C during start-up) ------------------------------------------------------
 
 @pytest.mark.xfail(reason="not kept today: a Ctrl-C while poolcli imports NumPy and Pillow, "
