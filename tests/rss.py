@@ -18,12 +18,14 @@ _WRAPPER = (
 )
 
 
-def peak_rss(cmd: list[str], **kwargs) -> int:
-    """Run ``cmd`` to completion (it must succeed) and return its peak RSS in bytes."""
+def peak_rss(cmd: list[str], status: int = 0, **kwargs) -> int:
+    """Run ``cmd`` to completion (it must exit with ``status``, success by default: a
+    refusal is measured too) and return its peak RSS in bytes."""
     out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True,
                          text=True, check=False, **kwargs)
-    if out.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({out.returncode}): {out.stderr[-2000:]}")
+    if out.returncode != status:
+        raise AssertionError(f"{cmd} exited {out.returncode}, not {status}: "
+                             f"{out.stderr[-2000:]}")
     return int(out.stdout.split()[-1])
 
 

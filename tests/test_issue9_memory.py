@@ -9,7 +9,8 @@ import io
 import zipfile
 
 import numpy as np
-from clitools import one_error_line, run_exe
+from clitools import EXE, one_error_line, run_exe
+from rss import peak_rss
 
 
 def test_rows_too_long_for_one_chunk_are_refused(tmp_path):
@@ -49,6 +50,9 @@ def test_an_npz_zip_bomb_is_refused_from_its_headers(tmp_path):
     assert p.returncode == 1 and "needs 450,000,000 bytes in memory" in line
     p = run_exe("info", "bomb.npz", cwd=tmp_path)
     assert p.returncode == 0 and "shape 300000000, uint8" in p.stdout.decode()
+    # from the headers only: af71dcf said the same after holding the member (330 MiB)
+    peak = peak_rss([*EXE, "info", "bomb.npz"], cwd=tmp_path)
+    assert peak < 150 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB"
 
 
 def test_standard_input_is_read_within_the_limit(tmp_path):

@@ -160,6 +160,9 @@ def npz_headers(src: str | os.PathLike | bytes | BinaryIO) -> dict[str, NpyHeade
     try:
         with handle, zipfile.ZipFile(handle) as zf:
             for info in zf.infolist():
+                if not info.filename:  # zipfile's own methods fail on it (IndexError)
+                    raise ArrayReadError("not a readable .npz (zip) archive (a member "
+                                         "has no name)")
                 if info.is_dir():
                     continue
                 name = info.filename.removesuffix(".npy")

@@ -141,9 +141,6 @@ def _decode_png16(data: bytes, max_pixels: int | None) -> LoadedImage:
 
 def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> LoadedImage:
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    if handle.read(8) == _PNG_SIGNATURE:
-        _check_png(handle)  # Pillow checks no IDAT CRC, and ends at a short stream quietly
-    handle.seek(0)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its limit and twice it; that must refuse too. With
@@ -163,6 +160,11 @@ def _decode(handle: BinaryIO, max_pixels: int | None, keep_palette: bool) -> Loa
                 why = _inexact(im, fmt)
                 if why is not None:
                     raise ImageReadError(why)
+                if fmt == "png":  # after the size limit: a bomb is refused as one
+                    at = handle.tell()
+                    handle.seek(len(_PNG_SIGNATURE))
+                    _check_png(handle)
+                    handle.seek(at)
                 exif = im.getexif()
                 had_orientation = _ORIENTATION in exif
                 im.load()
@@ -214,10 +216,13 @@ _NOT_AN_IMAGE = "not a PNG, JPEG, TIFF, BMP, WebP or GIF image, or its header is
 
 
 def _check_png(f: BinaryIO) -> None:
-    """Every chunk whole and its CRC right, up to IEND (ImageReadError otherwise)."""
+    """Every chunk whole and its CRC right, up to IEND, and the image data as long as the
+    header says (ImageReadError otherwise): Pillow checks no IDAT CRC, and when the zlib
+    stream ends before the last row it fills the rest with zeros, quietly."""
     import struct
     import zlib
 
+    inflate, produced, expected = zlib.decompressobj(), 0, None
     while True:
         at = f.tell()
         head = f.read(8)
@@ -236,6 +241,10 @@ def _check_png(f: BinaryIO) -> None:
                 raise ImageReadError(f"truncated PNG: the file ends inside its "
                                      f"{ctype.decode('latin-1')} chunk at byte {at:,}")
             crc, left = zlib.crc32(piece, crc), left - len(piece)
+            if ctype == b"IHDR":
+                expected = _png_data_size(*struct.unpack(">IIBBBBB", piece[:13]))
+            elif ctype == b"IDAT":
+                produced += _inflated_size(inflate, piece)
         stored = f.read(4)
         if len(stored) < 4:
             raise ImageReadError(f"truncated PNG: the file ends inside its "
@@ -244,7 +253,40 @@ def _check_png(f: BinaryIO) -> None:
             raise ImageReadError(f"corrupt PNG: the {ctype.decode('latin-1')!r} chunk at "
                                  f"byte {at:,} fails its CRC check")
         if ctype == b"IEND":
+            if expected is not None and produced < expected:
+                raise ImageReadError(f"truncated PNG: its image data end after {produced:,} "
+                                     f"of the {expected:,} bytes its header promises")
             return
+
+
+def _inflated_size(inflate, piece: bytes) -> int:
+    """How many bytes ``piece`` of a zlib stream inflates to, 1 MiB at a time."""
+    import zlib
+
+    n = 0
+    try:
+        while piece and not inflate.eof:
+            n += len(inflate.decompress(piece, 1 << 20))
+            piece = inflate.unconsumed_tail
+    except zlib.error as e:
+        raise ImageReadError(f"corrupt PNG image data ({e})") from None
+    return n
+
+
+def _png_data_size(width: int, height: int, depth: int, colour: int, _c: int, _f: int,
+                   interlace: int) -> int:
+    """The bytes a PNG's image data inflate to: filter byte + packed samples per row, per
+    Adam7 pass when interlaced."""
+    bits = depth * {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+
+    def rows(w: int, h: int) -> int:
+        return h * (1 + (w * bits + 7) // 8) if w > 0 and h > 0 else 0
+
+    if interlace != 1:
+        return rows(width, height)
+    adam7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+             (1, 0, 2, 2), (0, 1, 1, 2))
+    return sum(rows(-(-(width - x) // dx), -(-(height - y) // dy)) for x, y, dx, dy in adam7)
 
 
 def _too_large(pixels: str, limit: int) -> str:

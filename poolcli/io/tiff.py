@@ -12,9 +12,12 @@ shape), and their resolution is the input's divided by the stride on each pooled
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
-import struct
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -64,14 +67,58 @@ class TiffStack:
         return plane[-2], plane[-1]
 
 
-def _open(src: str | os.PathLike | bytes):
+@contextlib.contextmanager
+def _open(src: str | os.PathLike | bytes) -> Iterator[Any]:
+    """The TiffFile, open for the ``with`` block: whatever its headers make tifffile raise
+    there (a damaged file gives TypeError, AttributeError, IndexError... as often as
+    TiffFileError, as soon as the file is opened or later, when a page or tag is read)
+    is a TiffReadError, so a bad TIFF is a failed input wherever it is read."""
     import tifffile
 
     handle = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
+    with _log_as_warnings():
+        try:
+            with tifffile.TiffFile(handle) as tf:
+                yield tf
+        except (TiffReadError, OSError, MemoryError):
+            raise
+        except Exception as e:  # tifffile and its codecs raise many types on bad data
+            words = " ".join(str(e).split()) or type(e).__name__
+            raise TiffReadError(f"corrupt or unsupported TIFF ({words})") from None
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = " ".join(record.getMessage().split())
+        if text not in self.messages:
+            self.messages.append(text)
+
+
+@contextlib.contextmanager
+def _log_as_warnings() -> Iterator[None]:
+    """tifffile logs what it finds wrong in a damaged file (to standard error, as lines of
+    its own, when nobody configured logging); here each distinct record is a Python
+    warning once the file is read, and nothing when it fails (its error says why)."""
+    logger = logging.getLogger("tifffile")
+    collect, propagate = _Collect(), logger.propagate
+    logger.addHandler(collect)
+    logger.propagate = False
     try:
-        return tifffile.TiffFile(handle)
-    except (tifffile.TiffFileError, ValueError, IndexError, struct.error) as e:
-        raise TiffReadError(f"corrupt or unsupported TIFF ({' '.join(str(e).split())})") from None
+        yield
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
+    for text in collect.messages:
+        warnings.warn(f"TIFF: {text}", stacklevel=3)
+
+
+def _name(value: Any) -> str:
+    """A tag's enum name; tifffile gives the bare number for a value it does not know."""
+    return getattr(value, "name", f"{value} (unknown)")
 
 
 def needs_tifffile(src: str | os.PathLike | bytes) -> bool:
@@ -83,8 +130,8 @@ def needs_tifffile(src: str | os.PathLike | bytes) -> bool:
         page = tf.pages[0]
         if len(series.pages) > 1 or len(tf.pages) > 1:
             return True
-        if page.bitspersample == 1 or page.photometric.name in ("PALETTE", "YCBCR",
-                                                                 "SEPARATED"):
+        if page.bitspersample == 1 or _name(page.photometric) in ("PALETTE", "YCBCR",
+                                                                  "SEPARATED"):
             return False  # Pillow's (1-bit, palette and colour-space) image path
         key = (np.dtype(series.dtype).str[1:], int(page.samplesperpixel))
         return key not in _PILLOW_EXACT
@@ -99,7 +146,7 @@ def read_tiff(src: str | os.PathLike | bytes) -> TiffStack:
                                 "poolcli reads a TIFF with one (split it first)")
         series = tf.series[0]
         page = tf.pages[0]
-        photometric = page.photometric.name.lower()
+        photometric = _name(page.photometric).lower()
         if photometric not in ("minisblack", "miniswhite", "rgb"):
             raise TiffReadError(f"a {photometric} TIFF stack cannot be read exactly; "
                                 "convert it to grey or RGB samples first")
@@ -115,7 +162,7 @@ def read_tiff(src: str | os.PathLike | bytes) -> TiffStack:
             resolution = tuple(float(v) for v in page.get_resolution())
             unit = int(page.resolutionunit)
         physical = _ome_physical(tf.ome_metadata) if tf.is_ome else {}
-        comp = page.compression.name
+        comp = _name(page.compression)
         tag = page.tags.get("GDAL_NODATA")
         return TiffStack(
             array=arr, axes=series.axes, photometric="rgb" if photometric == "rgb"
