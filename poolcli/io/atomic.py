@@ -11,6 +11,7 @@ files the next run recognises and removes.
 from __future__ import annotations
 
 import filecmp
+import functools
 import os
 import re
 import stat
@@ -27,11 +28,23 @@ from .inputs import file_kind
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
-# Temporary names: `.NAME.poolcli-PID.RANDOM.part` (outputs) and `.NAME.poolcli-PID.RANDOM
-# .stageI.npy` (a tiled run's intermediate stages). The PID lets a later run tell a live
-# writer's file from a killed one's.
-_TAG = "poolcli-"
-LEFTOVER = re.compile(r"^\..+\.poolcli-(?P<pid>\d+)\.[^.]+\.(part|stage\d+\.npy)$")
+# Temporary names: `.NAME.poolcli-HOST-PID.RANDOM.part` (outputs) and `.NAME.poolcli-HOST-
+# PID.RANDOM.stageI.npy` (a tiled run's intermediate stages). The host and PID let a later
+# run tell a live writer's file from a killed one's: a process id means something only on
+# the host that wrote it, and a folder on a shared file system is written by the workers
+# of a cluster on many hosts. (Names of older runs have no host: they count as this one's.)
+LEFTOVER = re.compile(r"^\..+\.poolcli-(?:(?P<host>[A-Za-z0-9-]+)-)?(?P<pid>\d+)\.[^.]+\."
+                      r"(part|stage\d+\.npy)$")
+
+
+@functools.cache
+def host_tag() -> str:
+    """This host's name as it goes into temporary names: its first label, letters, digits
+    and hyphens only."""
+    import socket
+
+    name = socket.gethostname().split(".")[0]
+    return re.sub(r"[^A-Za-z0-9-]", "-", name)[:40].strip("-") or "host"
 
 FileId = tuple[int, int]  # (st_dev, st_ino): a file whatever name it is reached by
 
@@ -150,11 +163,11 @@ def _held_input(folder: Path, protect: Collection[FileId]) -> Path | None:
 def temp_beside(dst: Path, suffix: str = ".part") -> Iterator[tuple[int, Path]]:
     """A new temporary file beside ``dst`` (fd, path), removed on any error.
 
-    Its name carries this process's id (see ``LEFTOVER``). An error creating it names
-    ``dst``, the file the user asked for, not the temporary name.
+    Its name carries this host's name and this process's id (see ``LEFTOVER``). An error
+    creating it names ``dst``, the file the user asked for, not the temporary name.
     """
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.{_TAG}{os.getpid()}.",
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.poolcli-{host_tag()}-{os.getpid()}.",
                                     suffix=suffix, dir=dst.parent)
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(dst)) from None
@@ -225,9 +238,11 @@ def _why_short(tmp: Path, text: str) -> tuple[int | None, str]:
 def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files of poolcli runs that were killed, in ``folder``.
 
-    Only names this module makes (``LEFTOVER``) whose process is gone are removed; a
-    running poolcli's files are left alone. Returns the files removed.
+    Only names this module makes (``LEFTOVER``) on this host whose process is gone are
+    removed; a running poolcli's files, and those another host's process writes into a
+    shared folder, are left alone. Returns the files removed.
     """
+    here = host_tag()
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -235,7 +250,7 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
         return removed
     for e in entries:
         m = LEFTOVER.match(e.name)
-        if m is None or _alive(int(m["pid"])):
+        if m is None or m["host"] not in (None, here) or _alive(int(m["pid"])):
             continue
         try:
             if e.is_file(follow_symlinks=False):
