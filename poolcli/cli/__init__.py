@@ -1,5 +1,10 @@
-"""The command line: the Typer app (app.py), its options, batch display and text; main()
-turns the library's errors into one line and an exit status."""
+"""The command line: the Typer app (commands.py), its options, batch display and text;
+main() turns the library's errors into one line and an exit status, entry() is the
+console script.
+
+Nothing heavy is imported here: the app, and NumPy and Pillow with it, are imported
+inside main(), where a Ctrl-C or SIGTERM already ends the run quietly.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,8 @@ import os
 import sys
 import warnings
 
-from .. import __version__
-from ..errors import PoolError
-from .messages import say, teach
+# Only modules the interpreter has already loaded are imported before main() runs: a
+# Ctrl-C during an import here would still be Python's traceback.
 
 
 def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
@@ -29,12 +33,54 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: outputs whole or absent
 
 
+def entry() -> int:
+    """The console script and ``python -m poolcli``: main(), then the interpreter's exit.
+
+    A Ctrl-C or SIGTERM that comes after main() is done, while the interpreter shuts down
+    (its atexit handlers join threads and worker processes), ends the process as the
+    signal does, exit status 130 or 143 in a shell, instead of Python's "Exception
+    ignored" traceback; what main() wrote is flushed first.
+    """
+    code = 130  # unless main() returns
+    try:
+        code = main()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    except KeyboardInterrupt:
+        code = 130
+    except OSError:  # the last of standard output could not be written: not whole
+        code = code or 1
+    import signal  # not before main(): importing it takes a few ms, Ctrl-C unguarded
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The console script: every user mistake is one line and exit status 2, never a trace."""
+    """The command line: every user mistake is one line and exit status 2, never a trace.
+
+    A Ctrl-C (or SIGTERM) at any moment, the ~0.3 s of importing NumPy, Pillow and the
+    app included, is the one line ``poolcli: interrupted`` and exit status 130.
+    """
+    try:
+        return _signals_and_warnings(argv)
+    except KeyboardInterrupt:
+        # before the app was imported and built, or while a result was being said
+        from .messages import say
+
+        say("interrupted", "")
+        return 130
+
+
+def _signals_and_warnings(argv: list[str] | None) -> int:
+    """_main() with SIGTERM taken as Ctrl-C and Python's warnings as one line each."""
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
         # Answered before the Typer app is imported and built (~0.1 s of a start-up whose
         # floor is importing NumPy and Pillow), as `git --version` needs no subcommands.
+        from .. import __version__
+
         print(f"poolcli {__version__}")
         return 0
     import signal
@@ -56,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
 def _warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A Python warning (Pillow's on a damaged file, NumPy's) as one line, without the
     source path and line of the library that raised it."""
+    from .messages import say
+
     say("warning", message)
 
 
 def _main(argv: list[str] | None) -> int:
+    from ..errors import PoolError
     from .commands import app
+    from .messages import say, teach
 
     click_errors, aborts = _parser_errors()
     try:
