@@ -34,11 +34,11 @@ engine's and to the brute-force reference (tests/test_fast.py).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .plan import PoolPlan
+from .threads import run_on_threads
 
 # Input bytes one tile reads. Smaller tiles would keep the temporaries in the L2 cache,
 # but each NumPy call costs a few microseconds whatever its size, and with 20-30 calls
@@ -79,19 +79,12 @@ def try_fast(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype, threads: int,
     if len(tiles) > 1:
         # Even one thread works off the main thread: there glibc returns freed
         # temporaries of a few hundred KiB to the system and page-faults them back in.
-        with ThreadPoolExecutor(n) as ex:
-            done = [ex.submit(_run, work, tiles[i::n]) for i in range(n)]
-            for f in done:
-                f.result()
+        run_on_threads(lambda tile, scratch: work(*tile, scratch), tiles, n, state=Scratch)
     else:
-        _run(work, tiles)
+        scratch = Scratch()
+        for tile in tiles:
+            work(*tile, scratch)
     return res
-
-
-def _run(work, tiles) -> None:
-    scratch = Scratch()
-    for tile in tiles:
-        work(*tile, scratch)
 
 
 class Scratch:
