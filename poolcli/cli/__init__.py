@@ -89,12 +89,17 @@ def _signals_and_warnings(argv: list[str] | None) -> int:
     old = None
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, _terminate)
-    shown = warnings.showwarning
+    import logging
+
+    shown, last_resort = warnings.showwarning, logging.lastResort
     warnings.showwarning = _warning
+    # A library's log records (tifffile's about a damaged TIFF) reach standard error
+    # through logging's last resort when no one configured logging: one line each too.
+    logging.lastResort = _LogAsWarning(logging.WARNING)
     try:
         return _main(argv)
     finally:
-        warnings.showwarning = shown
+        warnings.showwarning, logging.lastResort = shown, last_resort
         if old is not None:
             signal.signal(signal.SIGTERM, old)
 
@@ -107,10 +112,26 @@ def _warning(message, category, filename, lineno, file=None, line=None) -> None:
     say("warning", message)
 
 
+class _LogAsWarning:
+    """logging's last-resort handler, saying each record as one ``poolcli: warning:``."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def handle(self, record) -> None:
+        if record.levelno >= self.level:
+            from .messages import say
+
+            say("warning", record.getMessage())
+
+
 def _main(argv: list[str] | None) -> int:
     from ..errors import PoolError
+    from ..io.image_read import quiet_libtiff
     from .commands import app
     from .messages import say, teach
+
+    quiet_libtiff()  # its messages go straight to fd 2; a failed decode is said by us
 
     click_errors, aborts = _parser_errors()
     try:
