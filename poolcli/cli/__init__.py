@@ -29,8 +29,17 @@ def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseEx
     return (click.ClickException, typer.TyperException), (click.exceptions.Abort, typer.Abort)
 
 
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: outputs whole or absent
+# Whether this run got SIGINT or SIGTERM: a signal that lands in C code which is
+# importing (NumPy's import of datetime) comes out as that code's ImportError instead.
+_signalled = False
+
+
+def _stop(signum, frame) -> None:
+    """SIGINT and SIGTERM: a KeyboardInterrupt (SIGTERM stops a run as Ctrl-C does:
+    outputs whole or absent), and a note that it came."""
+    global _signalled
+    _signalled = True
+    raise KeyboardInterrupt
 
 
 def entry() -> int:
@@ -65,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         return _signals_and_warnings(argv)
-    except KeyboardInterrupt:
+    except BaseException as e:
         # before the app was imported and built, or while a result was being said
+        if not (isinstance(e, KeyboardInterrupt) or (_signalled and isinstance(e, Exception))):
+            raise
         from .messages import say
 
         say("interrupted", "")
@@ -86,9 +97,11 @@ def _signals_and_warnings(argv: list[str] | None) -> int:
     import signal
     import threading
 
+    global _signalled
+    _signalled = False
     old = None
     if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGTERM, _terminate)
+        old = signal.signal(signal.SIGINT, _stop), signal.signal(signal.SIGTERM, _stop)
     import logging
 
     shown, last_resort = warnings.showwarning, logging.lastResort
@@ -101,7 +114,8 @@ def _signals_and_warnings(argv: list[str] | None) -> int:
     finally:
         warnings.showwarning, logging.lastResort = shown, last_resort
         if old is not None:
-            signal.signal(signal.SIGTERM, old)
+            signal.signal(signal.SIGINT, old[0])
+            signal.signal(signal.SIGTERM, old[1])
 
 
 def _warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -163,6 +177,8 @@ def _main(argv: list[str] | None) -> int:
         say("error", f"{where}{e.strerror or e}")
         code = 1
     except Exception as e:  # a bug: said as one, never passed off as the user's mistake
+        if _signalled:
+            raise  # an interrupt that some C code turned into its own error: main() says so
         say("error", f"internal error, a bug in poolcli ({type(e).__name__}: {e}); "
             "please report it with the command that caused it")
         code = 1
