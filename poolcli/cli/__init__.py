@@ -127,16 +127,20 @@ def _warning(message, category, filename, lineno, file=None, line=None) -> None:
 
 
 class _LogAsWarning:
-    """logging's last-resort handler, saying each record as one ``poolcli: warning:``."""
+    """logging's last-resort handler, saying each record as one ``poolcli: warning:``,
+    each distinct message once (tifffile repeats itself every time a file is opened)."""
 
     def __init__(self, level: int) -> None:
         self.level = level
+        self.said: set[str] = set()
 
     def handle(self, record) -> None:
-        if record.levelno >= self.level:
+        message = record.getMessage()
+        if record.levelno >= self.level and message not in self.said:
             from .messages import say
 
-            say("warning", record.getMessage())
+            self.said.add(message)
+            say("warning", message)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -72,6 +72,13 @@ def _open(src: str | os.PathLike | bytes):
         raise TiffReadError(f"corrupt or unsupported TIFF ({' '.join(str(e).split())})") from None
 
 
+def _photometric(page) -> str:
+    """The page's colour space, lower case: tifffile gives a value it does not know (a
+    damaged tag) as a bare int, which no reader here takes."""
+    value = page.photometric
+    return value.name.lower() if hasattr(value, "name") else f"photometric {value} (unknown)"
+
+
 def needs_tifffile(src: str | os.PathLike | bytes) -> bool:
     """True when Pillow's first-frame reader would not hold this TIFF whole and exactly."""
     with _open(src) as tf:
@@ -81,8 +88,8 @@ def needs_tifffile(src: str | os.PathLike | bytes) -> bool:
         page = tf.pages[0]
         if len(series.pages) > 1 or len(tf.pages) > 1:
             return True
-        if page.bitspersample == 1 or page.photometric.name in ("PALETTE", "YCBCR",
-                                                                 "SEPARATED"):
+        if page.bitspersample == 1 or _photometric(page) in ("palette", "ycbcr",
+                                                              "separated"):
             return False  # Pillow's (1-bit, palette and colour-space) image path
         key = (np.dtype(series.dtype).str[1:], int(page.samplesperpixel))
         return key not in _PILLOW_EXACT
@@ -97,7 +104,7 @@ def read_tiff(src: str | os.PathLike | bytes) -> TiffStack:
                                 "poolcli reads a TIFF with one (split it first)")
         series = tf.series[0]
         page = tf.pages[0]
-        photometric = page.photometric.name.lower()
+        photometric = _photometric(page)
         if photometric not in ("minisblack", "miniswhite", "rgb"):
             raise TiffReadError(f"a {photometric} TIFF stack cannot be read exactly; "
                                 "convert it to grey or RGB samples first")
