@@ -26,3 +26,16 @@ def test_an_unknown_photometric_value_is_a_failed_input(tmp_path):
     assert "internal error" not in p.stderr and "Traceback" not in p.stderr
     assert len(errors) == 1 and "bad.tif" in errors[0], p.stderr
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_a_tiff_with_no_image_is_one_line_in_info_and_in_a_run(tmp_path):
+    # the damaged TIFF above with its first directory pointed past its own end
+    data = bytearray(DAMAGED)
+    data[4:8] = (len(data) + 64).to_bytes(4, "little")
+    (tmp_path / "none.tif").write_bytes(bytes(data))
+    for args in (("info", "none.tif"), ("max", "none.tif", "-o", "out.tif")):
+        p = run_exe(*args, cwd=tmp_path)
+        errors = [ln for ln in p.stderr.splitlines() if ln.startswith("poolcli: error:")]
+        assert p.returncode == 1, p.stderr
+        assert "internal error" not in p.stderr and "Traceback" not in p.stderr
+        assert len(errors) == 1 and "none.tif" in errors[0], p.stderr

@@ -72,6 +72,17 @@ def _open(src: str | os.PathLike | bytes):
         raise TiffReadError(f"corrupt or unsupported TIFF ({' '.join(str(e).split())})") from None
 
 
+def _one_series(tf) -> Any:
+    """The TIFF's one image series, or TiffReadError saying why there is not one."""
+    if not tf.series:
+        raise TiffReadError("holds no image (no page whose image data can be found)")
+    if len(tf.series) > 1:
+        shapes = ", ".join(str(s.shape) for s in tf.series)
+        raise TiffReadError(f"holds {len(tf.series)} image series of shapes {shapes}; "
+                            "poolcli reads a TIFF with one (split it first)")
+    return tf.series[0]
+
+
 def _photometric(page) -> str:
     """The page's colour space, lower case: tifffile gives a value it does not know (a
     damaged tag) as a bare int, which no reader here takes."""
@@ -98,11 +109,7 @@ def needs_tifffile(src: str | os.PathLike | bytes) -> bool:
 def read_tiff(src: str | os.PathLike | bytes) -> TiffStack:
     """Every page of the TIFF's image series as one array, with its layout and metadata."""
     with _open(src) as tf:
-        if len(tf.series) != 1:
-            shapes = ", ".join(str(s.shape) for s in tf.series)
-            raise TiffReadError(f"holds {len(tf.series)} image series of shapes {shapes}; "
-                                "poolcli reads a TIFF with one (split it first)")
-        series = tf.series[0]
+        series = _one_series(tf)
         page = tf.pages[0]
         photometric = _photometric(page)
         if photometric not in ("minisblack", "miniswhite", "rgb"):
@@ -231,6 +238,6 @@ def as_image(stack: TiffStack):
 def describe(name: str, src: str | os.PathLike | bytes, size: int, info_type: Any) -> Any:
     """``info``'s description of a TIFF read through tifffile, from its headers only."""
     with _open(src) as tf:
-        series = tf.series[0]
+        series = _one_series(tf)
         return info_type(name, "tiff", tuple(series.shape), str(series.dtype), size,
                          members=f"; {len(series.pages)} pages, axes {series.axes}")
