@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -68,7 +67,7 @@ def _open(src: str | os.PathLike | bytes):
     handle = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
     try:
         return tifffile.TiffFile(handle)
-    except (tifffile.TiffFileError, ValueError, IndexError, struct.error) as e:
+    except Exception as e:  # tifffile raises many types on a damaged header (TypeError too)
         raise TiffReadError(f"corrupt or unsupported TIFF ({' '.join(str(e).split())})") from None
 
 
