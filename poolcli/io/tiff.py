@@ -126,7 +126,7 @@ def read_tiff(src: str | os.PathLike | bytes) -> TiffStack:
             resolution = tuple(float(v) for v in page.get_resolution())
             unit = int(page.resolutionunit)
         physical = _ome_physical(tf.ome_metadata) if tf.is_ome else {}
-        comp = page.compression.name
+        comp = getattr(page.compression, "name", None)  # a bare int when tifffile knows it not
         tag = page.tags.get("GDAL_NODATA")
         return TiffStack(
             array=arr, axes=series.axes, photometric="rgb" if photometric == "rgb"
