@@ -22,7 +22,9 @@ _PICKLED = (
     "save it with a numeric dtype"
 )
 # What a damaged .npz raises from inside zipfile and zlib.
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
+# what zipfile raises on a damaged archive (IndexError: a member with an empty name)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError,
+               IndexError)
 
 
 class ArrayReadError(Exception):
