@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -61,13 +63,20 @@ class TiffStack:
         return plane[-2], plane[-1]
 
 
-def _open(src: str | os.PathLike | bytes):
+@contextmanager
+def _open(src: str | os.PathLike | bytes) -> Iterator[Any]:
+    """The TiffFile of ``src``: anything tifffile raises on a damaged file, opening it or
+    parsing its tags later (it parses lazily; TypeError, IndexError, ...), is one
+    TiffReadError."""
     import tifffile
 
     handle = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
     try:
-        return tifffile.TiffFile(handle)
-    except Exception as e:  # tifffile raises many types on a damaged header (TypeError too)
+        with tifffile.TiffFile(handle) as tf:
+            yield tf
+    except TiffReadError:
+        raise
+    except Exception as e:
         raise TiffReadError(f"corrupt or unsupported TIFF ({' '.join(str(e).split())})") from None
 
 
