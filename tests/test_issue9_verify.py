@@ -223,19 +223,3 @@ _NONAME_NPZ = bytes.fromhex(
     "000000"
 )
 
-
-# item 7 (Ctrl-C during start-up) ------------------------------------------------------
-
-@pytest.mark.xfail(reason="not kept today: a Ctrl-C while poolcli imports NumPy and Pillow, "
-                   "before main() runs, prints Python's traceback (see the evidence file)",
-                   strict=False)
-def test_ctrl_c_during_start_up_is_not_a_traceback(tmp_path):
-    np.save(tmp_path / "a.npy", np.zeros((4, 4)))
-    for delay in (0.15, 0.3):
-        proc = subprocess.Popen([*EXE, "max", "a.npy", "-o", "b.npy", "--overwrite"],
-                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert b"Traceback" not in err, err.decode()[-300:]
-        assert proc.returncode in (0, 130, -signal.SIGINT)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -47,21 +46,6 @@ def _out_format(job: Job, in_format: str, opts: Options) -> str:
         if by_suffix:
             return by_suffix
     return in_format
-
-
-def run_job_in_worker(job: Job, pipe: Pipeline, opts: Options) -> list[FileRecord]:
-    """run_job in a worker process, which ignores SIGINT except while it runs a job.
-
-    Workers inherit an ignored SIGINT from the fork server. A Ctrl-C reaches the whole
-    process group: a busy worker stops its file (no partial output), and the executor
-    hands the KeyboardInterrupt back as the job's result; an idle one, waiting for work,
-    would print a traceback instead, so it keeps ignoring SIGINT.
-    """
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        return run_job(job, pipe, opts)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_job(job: Job, pipe: Pipeline, opts: Options, *, stdin: BinaryIO | None = None,

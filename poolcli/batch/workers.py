@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -10,7 +12,9 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver
 from typing import Any
 
-from .job import run_job, run_job_in_worker
+from ..pipeline import Pipeline
+from .job import run_job
+from .jobs import Job, Options
 from .lifeline import die_with_parent, own_scratch_folder
 from .report import FileRecord
 
@@ -27,7 +31,7 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
     ctx = multiprocessing.get_context("forkserver")
     own_scratch_folder()
     # The fork server and every worker die with their parent, even a SIGKILLed one.
-    ctx.set_forkserver_preload(["poolcli.batch.forkserver_init", "poolcli.batch.job"])
+    ctx.set_forkserver_preload(["poolcli.batch.forkserver_init", "poolcli.batch.workers"])
     # The fork server starts with SIGINT ignored, which it inherits: a Ctrl-C while it
     # imports would print its traceback. Its workers take SIGINT only while they pool
     # (run_job_in_worker), so a Ctrl-C still stops them mid-file.
@@ -36,8 +40,9 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
         forkserver.ensure_running()
     finally:
         signal.signal(signal.SIGINT, old)
+    stopping = ctx.Event()
     ex = ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=100,
-                             initializer=die_with_parent)
+                             initializer=_start_worker, initargs=(stopping,))
 
     def start_workers() -> None:
         # each submit starts a worker while none is idle; int() is a task that does nothing
@@ -80,8 +85,12 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
                 if finished(i, recs):
                     stop = True
     except KeyboardInterrupt:
-        # Jobs already running finish (or stop, when the Ctrl-C reached their worker too);
-        # every output they wrote is counted, so the summary matches the folder.
+        # A SIGTERM, or `kill -INT` of this process alone, reaches no worker: each would
+        # finish its file, then the ones queued for it. Workers start no other job and
+        # stop the one under way (whole or absent, like any output); every output they
+        # wrote is counted, so the summary matches the folder.
+        stopping.set()
+        _interrupt(multiprocessing.active_children())
         starter.join()
         ex.shutdown(wait=True, cancel_futures=True)
         for f, i in sorted(pending.items(), key=lambda p: p[1]):
@@ -91,3 +100,62 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
     finally:
         starter.join()
         ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _interrupt(processes) -> None:
+    """SIGINT to each worker: the one a Ctrl-C sends to the whole process group."""
+    for p in processes:
+        with contextlib.suppress(ProcessLookupError, TypeError):  # ended, or not started
+            os.kill(p.pid, signal.SIGINT)
+
+
+# --- in a worker process -------------------------------------------------------------------
+
+_stopping: Any = None  # the run's stop flag (a multiprocessing Event), set by _start_worker
+
+
+def _start_worker(stopping) -> None:
+    """Each worker's first call: it dies with poolcli, and learns the run's stop flag."""
+    global _stopping
+    die_with_parent()
+    _stopping = stopping
+
+
+def run_job_in_worker(job: Job, pipe: Pipeline, opts: Options) -> list[FileRecord]:
+    """run_job in a worker process, which ignores SIGINT except while it runs a job.
+
+    Workers inherit an ignored SIGINT from the fork server: an idle one, waiting for
+    work, would print a traceback. While a job runs, SIGINT (a Ctrl-C to the whole
+    process group, or the run stopping its workers) stops it mid-file with no partial
+    output, and the executor hands the KeyboardInterrupt back as the job's result. Only
+    the first SIGINT: a second must not cut short the removal of the temporary file.
+    A job the run stopped before it began is not started; one whose output was already
+    in place when the signal came is counted as written (a record of names only), so
+    the count said is the count on disk.
+    """
+    before = _output_state(job.dest)
+    signal.signal(signal.SIGINT, _interrupt_once)
+    try:
+        if _stopping is not None and _stopping.is_set():
+            raise KeyboardInterrupt
+        return run_job(job, pipe, opts)
+    except KeyboardInterrupt:
+        if _output_state(job.dest) != before:
+            return [FileRecord(job.src, job.dest, pid=os.getpid())]
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupt_once(signum, frame) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _output_state(path: str) -> tuple[int, int, int] | None:
+    """What is at ``path`` now (None: nothing); a new output changes it."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

@@ -74,6 +74,14 @@ class Command(TyperCommand):
         return [p[1:-1] if p.startswith("{") and p.endswith("}") else p
                 for p in super().collect_usage_pieces(ctx)]
 
+    def invoke(self, ctx):
+        # Typer turns a Ctrl-C out of a command into exit status 130 without a word; as
+        # an Abort it reaches main(), which says "interrupted" as for any other moment.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise typer.Abort() from None
+
 
 def register(name: str | None = None, *, help: str, **kw):
     """app.command with the whole description in the command list (Click cuts it at 45

@@ -14,6 +14,7 @@ from . import gather, separable
 from . import kinds as K
 from .fast import try_fast
 from .plan import AxisPlan, PoolPlan
+from .threads import run_on_threads
 
 # Input bytes one tile reads: small enough that a tile's partial results stay in the
 # L2 cache between the per-axis passes, large enough that NumPy's per-call cost vanishes.
@@ -84,17 +85,7 @@ def _execute(plan: PoolPlan, x: np.ndarray, *, dtype: Any = None, threads: int |
 
     tiles = _tiles(plan, kind, xr, shape_r, nthreads, lo, hi)
     if len(tiles) > 1:
-        # One task per thread, each taking every n-th tile: a future per tile costs more
-        # than a small tile's work, and interleaving balances ragged last tiles. Even one
-        # thread runs off the main thread: glibc gives the main thread's multi-MiB
-        # temporaries fresh mmap'd pages each time, and page faults cost 7x the work here.
-        from concurrent.futures import ThreadPoolExecutor
-
-        n = min(nthreads, len(tiles))
-        with ThreadPoolExecutor(n) as ex:
-            done = [ex.submit(_run_all, work, tiles[i::n]) for i in range(n)]
-            for f in done:
-                f.result()
+        run_on_threads(work, tiles, nthreads)  # stops within a tile when interrupted
     else:
         for t in tiles:
             work(t)
@@ -162,11 +153,6 @@ def _unpermute(plan: PoolPlan, idx_r: np.ndarray, shape: tuple[int, ...]) -> np.
         out_r = _as_view(out, (math.prod(shape[:p0]), *shape[p0:]))
     out_r[...] = idx_r
     return out
-
-
-def _run_all(work, tiles) -> None:
-    for t in tiles:
-        work(t)
 
 
 # --- tiles -------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ engine's and to the brute-force reference (tests/test_fast.py).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from .fast_blocks import Scratch, as_view, box, box_strided, extreme
 from .fast_mode import MODE_MAX_CELLS, block_mode, mode_of_sorted
 from .fast_running import running_job
 from .plan import PoolPlan
+from .threads import run_on_threads
 
 __all__ = ["block_kernel", "mode_of_sorted", "plan_job", "try_fast"]
 
@@ -64,19 +64,14 @@ def try_fast(plan: PoolPlan, x: np.ndarray, out_dtype: np.dtype, threads: int,
     if len(tiles) > 1:
         # Even one thread works off the main thread: there glibc returns freed
         # temporaries of a few hundred KiB to the system and page-faults them back in.
-        with ThreadPoolExecutor(n) as ex:
-            done = [ex.submit(_run, work, tiles[i::n]) for i in range(n)]
-            for f in done:
-                f.result()
+        run_on_threads(lambda tile, scratch: work(*tile, scratch), tiles, n, state=Scratch)
     else:
-        _run(work, tiles)
+        scratch = Scratch()
+        for tile in tiles:
+            work(*tile, scratch)
     return res
 
 
-def _run(work, tiles) -> None:
-    scratch = Scratch()
-    for tile in tiles:
-        work(*tile, scratch)
 
 
 def _tiles(nb: int, no: int, per_row: int, threads: int) -> list[tuple[int, int, int, int]]:

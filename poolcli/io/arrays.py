@@ -21,8 +21,10 @@ _PICKLED = (
     "holds pickled Python objects (an object array), which poolcli refuses to load; "
     "save it with a numeric dtype"
 )
-# What a damaged .npz raises from inside zipfile and zlib.
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
+# What a damaged .npz raises from inside zipfile and zlib (IndexError: a member whose
+# name is empty).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError,
+               IndexError)
 
 
 class ArrayReadError(Exception):

@@ -390,3 +390,38 @@ def _cmyk_to_srgb(img: Image.Image, info: dict[str, Any]) -> tuple[Image.Image, 
         return img.convert("RGB"), info
 
 
+
+
+def quiet_libtiff() -> bool:
+    """Stop the libtiff that Pillow decodes and encodes compressed TIFFs with from
+    writing to file descriptor 2 ("tempfile.tif: Using code not yet in table.",
+    "ZIPDecode: Decoding error at scanline 0"): Pillow installs no handlers of its own,
+    so libtiff's defaults print beside a program's lines. Nothing is lost: a decoding
+    error still fails the read, as Pillow's OSError, and the input is refused with one
+    line. For a program that owns its standard error, as the command line does; the
+    library never calls it. True when handlers were found to turn off (Linux: the
+    libtiff loaded in this process, named in /proc/self/maps).
+    """
+    import ctypes
+
+    from PIL import _imaging  # noqa: F401  (loads Pillow's libtiff, if it has one)
+
+    try:
+        with open("/proc/self/maps") as f:  # address perms offset dev inode [path]
+            found = {parts[5].strip() for parts in (ln.split(maxsplit=5) for ln in f)
+                     if len(parts) == 6}
+    except OSError:
+        return False
+    done = False
+    for path in sorted(p for p in found if os.path.basename(p).startswith("libtiff")):
+        try:
+            lib = ctypes.CDLL(path)  # the copy already loaded, not a second one
+        except OSError:
+            continue
+        for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter.restype, setter.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+                setter(None)  # libtiff calls no handler at all then
+                done = True
+    return done

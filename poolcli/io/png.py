@@ -19,10 +19,11 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
+
+from ..core.threads import run_on_threads
 
 # mode -> (bit depth, colour type, channels)
 MODES = {
@@ -140,8 +141,7 @@ def idat_stream(raw: np.ndarray, bpp: int, level: int, threads: int) -> list[byt
 def _each(fn: Callable, items: Sequence | range, threads: int) -> list:
     if threads <= 1 or len(items) <= 1:
         return [fn(i) for i in items]
-    with ThreadPoolExecutor(min(threads, len(items))) as ex:
-        return list(ex.map(fn, items))
+    return run_on_threads(fn, items, threads)
 
 
 def write_png(

@@ -121,6 +121,17 @@ def _name(value: Any) -> str:
     return getattr(value, "name", f"{value} (unknown)")
 
 
+def _one_series(tf) -> Any:
+    """The TIFF's one image series, or TiffReadError saying why there is not one."""
+    if not tf.series:
+        raise TiffReadError("holds no image (no page whose image data can be found)")
+    if len(tf.series) > 1:
+        shapes = ", ".join(str(s.shape) for s in tf.series)
+        raise TiffReadError(f"holds {len(tf.series)} image series of shapes {shapes}; "
+                            "poolcli reads a TIFF with one (split it first)")
+    return tf.series[0]
+
+
 def needs_tifffile(src: str | os.PathLike | bytes) -> bool:
     """True when Pillow's first-frame reader would not hold this TIFF whole and exactly."""
     with _open(src) as tf:
@@ -140,11 +151,7 @@ def needs_tifffile(src: str | os.PathLike | bytes) -> bool:
 def read_tiff(src: str | os.PathLike | bytes) -> TiffStack:
     """Every page of the TIFF's image series as one array, with its layout and metadata."""
     with _open(src) as tf:
-        if len(tf.series) != 1:
-            shapes = ", ".join(str(s.shape) for s in tf.series)
-            raise TiffReadError(f"holds {len(tf.series)} image series of shapes {shapes}; "
-                                "poolcli reads a TIFF with one (split it first)")
-        series = tf.series[0]
+        series = _one_series(tf)
         page = tf.pages[0]
         photometric = _name(page.photometric).lower()
         if photometric not in ("minisblack", "miniswhite", "rgb"):
@@ -275,6 +282,6 @@ def as_image(stack: TiffStack):
 def describe(name: str, src: str | os.PathLike | bytes, size: int, info_type: Any) -> Any:
     """``info``'s description of a TIFF read through tifffile, from its headers only."""
     with _open(src) as tf:
-        series = tf.series[0]
+        series = _one_series(tf)
         return info_type(name, "tiff", tuple(series.shape), str(series.dtype), size,
                          members=f"; {len(series.pages)} pages, axes {series.axes}")
