@@ -7,10 +7,7 @@ executable, except where the item is about the library.
 
 from __future__ import annotations
 
-import signal
 import struct
-import subprocess
-import time
 
 import numpy as np
 import pytest
