@@ -105,6 +105,38 @@ def make_input(path: Path, side: int, chunk: int) -> None:
             arr[i:i + rows.size, j:j + cols.size] = field + noise.astype(np.float32) / 8
 
 
+def ensure_input(path: Path, side: int, chunk: int) -> None:
+    """The input zarr at ``path``, made (and said) unless a kept work folder has it."""
+    if (path / "zarr.json").exists():
+        return
+    t0 = time.perf_counter()
+    make_input(path, side, chunk)
+    print(f"\nmade {path}: {side}x{side} float32 ({side * side * 4 / 2**30:.2f} GiB) in "
+          f"{chunk}x{chunk} chunks, {time.perf_counter() - t0:.0f} s")
+
+
+@contextlib.contextmanager
+def bench_cluster(workers: int, memory: str):
+    """A Client of a LocalCluster of ``workers`` single-threaded processes with ``memory``
+    each (loopback), its workers warmed up; closed on leaving."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    dask.config.set({"distributed.worker.daemon": False})
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", memory_limit=memory,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        client.run(_warm_up)
+        yield client
+
+
+def print_machine(info: dict) -> None:
+    """The machine and the versions that matter here (not the image peers')."""
+    print("machine:\n" + "\n".join(f"  {k:<13} {v}" for k, v in info.items()
+                                   if k not in ("torch", "scikit-image", "scipy", "Pillow",
+                                                "OpenCV", "tinybrain")))
+
+
 def output_array(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]):
     from poolcli.io.zarr_store import create_output
 
@@ -286,19 +318,13 @@ def main() -> None:
         only.insert(0, "tiled")  # the reference every result is checked against
 
     info = machine_info() | versions()
-    print("machine:\n" + "\n".join(f"  {k:<13} {v}" for k, v in info.items()
-                                   if k not in ("torch", "scikit-image", "scipy", "Pillow",
-                                                "OpenCV", "tinybrain")))
+    print_machine(info)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_dask_"))
     work.mkdir(parents=True, exist_ok=True)
     src = work / "in.zarr"
     results: dict[str, dict] = {}
     try:
-        if not (src / "zarr.json").exists():
-            t0 = time.perf_counter()
-            make_input(src, side, chunk)
-            print(f"\nmade {src}: {side}x{side} float32 ({nbytes / 2**30:.2f} GiB) in "
-                  f"{chunk}x{chunk} chunks, {time.perf_counter() - t0:.0f} s")
+        ensure_input(src, side, chunk)
         stored = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
         print(f"stored {stored / 2**30:.2f} GiB ({stored / nbytes:.0%} of raw), "
               f"max k=2 s=2 into {out_chunks[0]}x{out_chunks[1]} chunks; one run each\n")
@@ -310,14 +336,7 @@ def main() -> None:
 
         cluster_ways = [w for w in only if w != "tiled"]
         if cluster_ways:
-            import dask
-            from distributed import Client, LocalCluster
-
-            dask.config.set({"distributed.worker.daemon": False})
-            with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                              host="127.0.0.1", memory_limit=args.worker_memory,
-                              dashboard_address=":0") as cluster, Client(cluster) as client:
-                client.run(_warm_up)
+            with bench_cluster(args.workers, args.worker_memory) as client:
                 for way in cluster_ways:
                     dst = work / (way.replace(" ", "-") + ".zarr")
                     shutil.rmtree(dst, ignore_errors=True)

@@ -53,10 +53,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import format_table, machine_info, verdict, write_json
 from bench_dask import (
     MiB,
-    _warm_up,
     _worker_peak,
     _worker_reset,
-    make_input,
+    bench_cluster,
+    ensure_input,
+    print_machine,
     sample_starts,
     versions,
 )
@@ -256,29 +257,16 @@ def main() -> None:
     if "local" not in only:
         only.insert(0, "local")  # the reference every way is checked against
     info = machine_info() | versions() | {"ome_zarr": _version("ome_zarr")}
-    print("machine:\n" + "\n".join(f"  {k:<13} {v}" for k, v in info.items()
-                                   if k not in ("torch", "scikit-image", "scipy", "Pillow",
-                                                "OpenCV", "tinybrain")))
+    print_machine(info)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_dask_pyramid_"))
     work.mkdir(parents=True, exist_ok=True)
     src = work / "in.zarr"
     results: dict[str, dict[str, dict]] = {k: {} for k in kinds}
     try:
-        if not (src / "zarr.json").exists():
-            t0 = time.perf_counter()
-            make_input(src, side, chunk)
-            print(f"\nmade {src}: {side}x{side} float32 ({nbytes / 2**30:.2f} GiB) in "
-                  f"{chunk}x{chunk} chunks, {time.perf_counter() - t0:.0f} s")
+        ensure_input(src, side, chunk)
         print(f"{args.levels} levels per kind into {CHUNK_OUT}x{CHUNK_OUT} chunks; one "
               "run each\n", flush=True)
-        import dask
-        from distributed import Client, LocalCluster
-
-        dask.config.set({"distributed.worker.daemon": False})
-        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", memory_limit=args.worker_memory,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
-            client.run(_warm_up)
+        with bench_cluster(args.workers, args.worker_memory) as client:
             for kind in kinds:
                 ref = work / f"local-{kind}.zarr"
                 for way in only:

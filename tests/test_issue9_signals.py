@@ -48,10 +48,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _batch(tmp_path: Path, n: int = 24) -> Path:
+def _batch(tmp_path: Path, n: int = 24, side: int = 1000) -> Path:
+    """``n`` uncompressed side x side RGB PNGs in ``tmp_path / "in"``."""
     d = tmp_path / "in"
     d.mkdir()
-    big = np.random.default_rng(1).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    big = np.random.default_rng(1).integers(0, 256, (side, side, 3), dtype=np.uint8)
     for i in range(n):
         Image.fromarray(big).save(d / f"{i:02}.png", compress_level=0)
     return d

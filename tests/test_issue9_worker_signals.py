@@ -13,28 +13,18 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from clitools import EXE
 from PIL import Image
-from test_issue9_signals import _start_and_wait_for_workers
+from test_issue9_signals import _batch, _start_and_wait_for_workers
 
 N = 8
-
-
-def _slow_batch(tmp_path: Path) -> Path:
-    d = tmp_path / "in"
-    d.mkdir()
-    img = np.random.default_rng(2).integers(0, 256, (700, 700, 3), dtype=np.uint8)
-    for i in range(N):
-        Image.fromarray(img).save(d / f"{i:02}.png", compress_level=0)
-    return d
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_a_signal_to_the_parent_stops_its_workers_mid_file(tmp_path):
-    d = _slow_batch(tmp_path)
+    d = _batch(tmp_path, N, side=700)
     args = ["median", str(d), "-k", "5", "-s", "1", "-j", "2"]
     t0 = time.monotonic()
     subprocess.run([*EXE, *args, "-o", "whole"], cwd=tmp_path, check=True,
