@@ -207,15 +207,16 @@ def check_nodata(v: Any, dt: np.dtype) -> Any:
 
 
 def prepare(kind: Kind, tile: np.ndarray, plan: Any,
-            missing: np.ndarray | None = None) -> np.ndarray:
-    """Transform input cells before combining (squares, |x|**p); ``missing`` cells (nodata,
-    ignored NaN) become the value that leaves a window's result unchanged."""
+            missing: np.ndarray | None = None, acc: np.dtype | None = None) -> np.ndarray:
+    """Transform input cells before combining (squares, |x|**p, in ``acc``, the float the
+    windows are combined in); ``missing`` cells (nodata, ignored NaN) become the value
+    that leaves a window's result unchanged."""
     if kind.power is None:
         if missing is not None:
             fill = 0 if kind.combine is np.add else identity_of(kind, plan, tile.dtype)
             return np.where(missing, np.array(fill).astype(tile.dtype), tile)
         return tile
-    t = tile.astype(compute_float(tile.dtype))
+    t = tile.astype(acc or compute_float(tile.dtype))
     if kind.power == "norm" and np.isinf(plan.norm):
         np.abs(t, out=t)
     elif kind.power == "square" or plan.norm == 2:
@@ -297,6 +298,11 @@ def pool_separable(kind: Kind, plan: Any, src: np.ndarray, dest: np.ndarray,
     """
     acc_dt = acc_dtype(kind, src.dtype, plan)
     natural = kind.out_dtype(src.dtype)
+    if ((kind.combine is np.add or kind.power is not None) and dest.dtype.kind == "f"
+            and acc_dt.kind == "f" and dest.dtype.itemsize > acc_dt.itemsize):
+        # a wider float result is summed in (np.sum(x, dtype=) and torch's dtype= do so):
+        # float32 cells summed into float64 are exact where float32 sums would round
+        acc_dt = natural = dest.dtype
     missing = missing_cells(kind, plan, src)
     miss_count = None if missing is None else combine(missing, np.add, 0, np.dtype(np.int32))
     if kind.divides and kind.power is None and needs_wide_sums(src, plan):
@@ -306,7 +312,7 @@ def pool_separable(kind: Kind, plan: Any, src: np.ndarray, dest: np.ndarray,
         return
     finishing = kind.power is not None or miss_count is not None
     direct = not finishing and acc_dt == natural == dest.dtype
-    acc = combine(prepare(kind, src, plan, missing), combiner(kind, plan),
+    acc = combine(prepare(kind, src, plan, missing, acc_dt), combiner(kind, plan),
                   identity_of(kind, plan, acc_dt), acc_dt, out=dest if direct else None)
     if direct:
         if kind.divides:  # avg of floats: divide in place, in the output itself
@@ -373,6 +379,8 @@ def finish(kind: Kind, plan: Any, acc: np.ndarray, in_dtype: np.dtype, count: Ca
         if miss_count is not None and plan.divisor_override is None:
             div = div - miss_count
         fdt = compute_float(in_dtype) if in_dtype.kind == "f" else np.dtype(np.float64)
+        if acc.dtype.kind == "f":  # sums kept wider than the input (a wider dtype=)
+            fdt = np.promote_types(fdt, acc.dtype)
         with np.errstate(invalid="ignore", divide="ignore"):  # all-NaN windows: 0/0
             val = np.divide(acc, div, dtype=fdt)
         if kind.power == "square":
