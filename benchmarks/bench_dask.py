@@ -5,7 +5,7 @@ shuffle, the compressor poolcli writes) is made once in a temporary folder and p
 with max k=2 s=2 four ways, each into a new zarr of 2048x2048 chunks (the input's scaled
 by the stride, as `pool_store` writes them), with the same compressor:
 
-1. local tiled: `poolcli.tiled.pool_store(src, dst, Pipeline.parse("max:k=2"),
+1. local tiled: `poolcli.stores.pool_store(src, dst, Pipeline.parse("max:k=2"),
    memory_limit=--memory-limit, force_tiled=True)`, in a child process of its own;
 2. poolcli dask: `pool(da.from_zarr(src), "max", 2)`, rechunked to the output chunks,
    `da.store`d on a `distributed.LocalCluster` (2 worker processes x 1 thread,
@@ -148,7 +148,8 @@ def output_array(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]):
 
 def child_tiled(src: str, dst: str, limit: str) -> dict:
     from poolcli import Pipeline
-    from poolcli.tiled import pool_store, return_big_buffers
+    from poolcli.stores import pool_store
+    from poolcli.tiled import return_big_buffers
 
     return_big_buffers()  # as the command line does
     base = rss_mib()

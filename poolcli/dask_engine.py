@@ -156,7 +156,7 @@ def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = 
     """Pool the zarr array ``src`` into a new zarr store ``dst`` on the active dask
     scheduler (a distributed Client's cluster, say), chunk-parallel across its workers.
 
-    The result is what ``tiled.pool_store`` writes, cell for cell and chunk for chunk: one
+    The result is what ``stores.pool_store`` writes, cell for cell and chunk for chunk: one
     array at the root of ``dst`` whose chunks are the input's scaled by the stride. It is
     written under a temporary name and renamed into place only when every chunk is in,
     so a run that dies (or a worker lost and its tasks retried) leaves no half-written
@@ -217,7 +217,7 @@ class _NpySlabs:
     def __getitem__(self, index: tuple) -> np.ndarray:
         from .tiled import NpyRows
 
-        return NpyRows(self.path)[(index[0],)][(slice(None), *index[1:])]
+        return NpyRows(self.path)[index]
 
 
 def from_source(source: Any) -> Any:

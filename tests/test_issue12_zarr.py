@@ -9,7 +9,7 @@ import pytest
 from clitools import one_error_line
 
 from poolcli import Pipeline, pool
-from poolcli.tiled import pool_store
+from poolcli.stores import pool_store
 
 zarr = pytest.importorskip("zarr")
 

@@ -89,12 +89,12 @@ def test_bools_stored_as_any_nonzero_byte_average_as_true():
 def test_a_streamed_pyramid_of_bools_follows_the_same_rule(cli, tmp_path, monkeypatch):
     import pytest
 
-    import poolcli.tiled
+    import poolcli.stores
 
     zarr = pytest.importorskip("zarr")
     streamed = []
-    real = poolcli.tiled.stream_pyramid
-    monkeypatch.setattr(poolcli.tiled, "stream_pyramid",
+    real = poolcli.stores.stream_pyramid
+    monkeypatch.setattr(poolcli.stores, "stream_pyramid",
                         lambda *a, **k: streamed.append(1) or real(*a, **k))
     x = np.random.default_rng(9).random((1500, 1400)) < 0.5
     x[:2, :2] = [[True, False], [False, True]]  # a tie

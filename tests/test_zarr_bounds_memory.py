@@ -12,7 +12,7 @@ from clitools import one_error_line
 from rss import peak_rss
 
 from poolcli import Pipeline, pool, pyramid
-from poolcli.tiled import CODEC_ALLOWANCE, block_bytes, block_grid, blocks, pool_store
+from poolcli.stores import CODEC_ALLOWANCE, block_bytes, block_grid, blocks, pool_store
 
 zarr = pytest.importorskip("zarr")
 

@@ -12,7 +12,7 @@ from clitools import files_under, one_error_line, run_exe
 
 from poolcli import Pipeline
 from poolcli.io.atomic import OutputRefused
-from poolcli.tiled import pool_store
+from poolcli.stores import pool_store
 
 zarr = pytest.importorskip("zarr")
 

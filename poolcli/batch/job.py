@@ -21,12 +21,12 @@ from ..io.modes import MODES
 from ..io.sniff import format_from_suffix, sniff_format
 from ..io.zarr_store import is_zarr_path
 from ..pipeline import Pipeline
+from ..stores import pool_store
 from ..tiled import (
     OverLimit,
     check_fits,
     default_memory_limit,
     pool_file,
-    pool_store,
     read_header,
     stride_factors,
     working_set,

@@ -332,7 +332,7 @@ def _on_cluster(src, dest, opts, source, shapes, pooled, facs, t0, on_level, run
 
 def _stream(src, dest, opts, source, shapes, pooled, facs, limit, t0, on_level):
     """A pyramid of a zarr or .npy input larger than memory, slab by slab into OME-Zarr."""
-    from ..tiled import stream_pyramid
+    from ..stores import stream_pyramid
 
     writer = _lazy_writer(src, dest, opts, source, pooled, facs)
     if writer.transposes:
