@@ -207,19 +207,6 @@ def pool_store(src: str, dst: str, pipe: Any, *, axes: Any = None, dtype: Any = 
 NPY_CHUNK_BYTES = 64 * 2**20
 
 
-class _NpySlabs:
-    """A .npy file as ``da.from_array`` indexes it: each block reads its rows with plain
-    reads (``tiled.NpyRows``) on the worker; only the path travels in the graph."""
-
-    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.path, self.shape, self.dtype, self.ndim = path, shape, dtype, len(shape)
-
-    def __getitem__(self, index: tuple) -> np.ndarray:
-        from .tiled import NpyRows
-
-        return NpyRows(self.path)[index]
-
-
 def from_source(source: Any) -> Any:
     """A zarr array (in its own chunks) or a ``tiled.NpyRows`` (in slabs of rows) as a
     dask array whose tasks read their chunks from storage on the workers."""
@@ -230,9 +217,9 @@ def from_source(source: Any) -> Any:
     if isinstance(source, NpyRows):
         row = max(1, math.prod(source.shape[1:]) * source.dtype.itemsize)
         rows = max(1, min(source.shape[0], NPY_CHUNK_BYTES // row)) if source.shape else 1
-        slabs = _NpySlabs(str(source.path), tuple(source.shape), source.dtype)
-        return da.from_array(slabs, chunks=(rows, *source.shape[1:]),
-                             meta=np.empty((0,) * slabs.ndim, source.dtype),
+        # the reader itself travels in the graph: its path and parsed header, no data
+        return da.from_array(source, chunks=(rows, *source.shape[1:]),
+                             meta=np.empty((0,) * source.ndim, source.dtype),
                              name="poolcli-npy-" + _token(source))
     return da.from_zarr(source)
 

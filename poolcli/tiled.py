@@ -347,6 +347,7 @@ class NpyRows:
         if self.head.fortran_order:
             raise PoolError(f"{path}: a Fortran-order .npy cannot be read in chunks")
         self.shape, self.dtype, self.chunks = self.head.shape, self.head.dtype, None
+        self.ndim = len(self.shape)
         self._strides = np.cumprod((1, *self.shape[:0:-1]))[::-1]
 
     def __getitem__(self, index: Any) -> np.ndarray:

@@ -182,13 +182,13 @@ def pyramids_on_cluster(client: Any, inputs: list[str], dest: str, opts: Any,
 
     distributed = _distributed()
     here = replace(opts, engine="local", scheduler=None, retried=True)
+    spread = [src for src in inputs if spreads(src, dest)]
     futures = {client.submit(one_pyramid, src, dest, here, pure=False, retries=RETRIES): src
-               for src in inputs if not spreads(src, dest)}
+               for src in inputs if src not in spread}
     try:
-        for src in inputs:
-            if spreads(src, dest):
-                yield one_pyramid(src, dest, opts, on_level,
-                                  run=lambda work, done: compute(client, work, on_tasks, done))
+        for src in spread:
+            yield one_pyramid(src, dest, opts, on_level,
+                              run=lambda work, done: compute(client, work, on_tasks, done))
         for fut in distributed.as_completed(futures):
             try:
                 out = fut.result()

@@ -130,7 +130,8 @@ def pyramid(inputs: Inputs, output: PyOutput, levels: Levels = None, min_size: M
                     f"{rec.output} ({rec.seconds:.3f} s)")
 
     try:
-        for out in run_pyramids(inputs, output, opts, on_level=line, on_tasks=shown.tasks,
+        for out in run_pyramids(inputs, output, opts, on_level=line,
+                                on_tasks=shown.tasks if shown.live else None,
                                 on_cluster=dashboard.append):
             if out.error is not None:
                 shown.say("error", f"{out.src}: {out.error}")
