@@ -85,7 +85,6 @@ class BatchResult:
     tally: Tally
     workers: int
     interrupted: bool = False
-    dashboard: str | None = None  # the dask cluster's dashboard, when one ran the batch
 
 
 def plan(opts: BatchOptions) -> list[Job]:
@@ -215,7 +214,7 @@ def run(opts: BatchOptions, jobs_list: list[Job], listener: Listener, *,
                          tally.worker_peak, workers if tally.worker_peak else 0)
     summary.dashboard = dashboard
     records = [r for _, r in sorted(kept, key=lambda p: p[0])]
-    return BatchResult(records, summary, tally, workers, interrupted, dashboard)
+    return BatchResult(records, summary, tally, workers, interrupted)
 
 
 def _notes(pipe: Pipeline, rec: FileRecord) -> list[str]:

@@ -176,9 +176,9 @@ def run_batch(opts, reporting: Reporting) -> int:
     if stdout is not None and result.tally.failed:
         # the reader went away: later writes (even at exit) must not raise again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    if result.dashboard and not reporting.quiet and mode == "none" and report_file is None:
+    if result.summary.dashboard and not reporting.quiet and mode == "none" and report_file is None:
         # (a report, the table or JSON, names it in its summary)
-        say("note", f"the dask cluster's dashboard was {result.dashboard}")
+        say("note", f"the dask cluster's dashboard was {result.summary.dashboard}")
     if result.interrupted:
         # outputs in flight are whole or absent (atomic)
         say("interrupted", f"after {result.tally.ok} of {len(jobs_list)} files")
