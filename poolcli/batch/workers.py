@@ -12,6 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver
 from typing import Any
 
+from ..core.threads import signals_held
 from ..pipeline import Pipeline
 from .job import run_job
 from .jobs import Job, Options
@@ -75,15 +76,19 @@ def run_parallel(jobs_list, pipe, opts, workers, finished) -> None:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for f in sorted(done, key=pending.__getitem__):
-                i = pending.pop(f)
-                try:
-                    recs = f.result()
-                except BrokenProcessPool:  # killed (e.g. out of memory): its input failed
-                    recs = [FileRecord(jobs_list[i].src, jobs_list[i].dest, status="error",
-                                       error="the worker process died (out of memory?)")]
-                    stop = True
-                if finished(i, recs):
-                    stop = True
+                # taken from pending and counted as one step: a signal between the two
+                # would lose a job whose output is on disk from the count said
+                with signals_held():
+                    i = pending.pop(f)
+                    try:
+                        recs = f.result()
+                    except BrokenProcessPool:  # killed (e.g. out of memory): input failed
+                        recs = [FileRecord(jobs_list[i].src, jobs_list[i].dest,
+                                           status="error",
+                                           error="the worker process died (out of memory?)")]
+                        stop = True
+                    if finished(i, recs):
+                        stop = True
     except KeyboardInterrupt:
         # A SIGTERM, or `kill -INT` of this process alone, reaches no worker: each would
         # finish its file, then the ones queued for it. Workers start no other job and
@@ -134,17 +139,18 @@ def run_job_in_worker(job: Job, pipe: Pipeline, opts: Options) -> list[FileRecor
     the count said is the count on disk.
     """
     before = _output_state(job.dest)
-    signal.signal(signal.SIGINT, _interrupt_once)
     try:
-        if _stopping is not None and _stopping.is_set():
-            raise KeyboardInterrupt
-        return run_job(job, pipe, opts)
-    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, _interrupt_once)
+        try:
+            if _stopping is not None and _stopping.is_set():
+                raise KeyboardInterrupt
+            return run_job(job, pipe, opts)
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:  # wherever it landed, the restoring of SIG_IGN included
         if _output_state(job.dest) != before:
             return [FileRecord(job.src, job.dest, pid=os.getpid())]
         raise
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _interrupt_once(signum, frame) -> None:

@@ -143,23 +143,13 @@ class _LogAsWarning:
             say("warning", message)
 
 
-def _hold_signals():
-    """Block SIGINT and SIGTERM, which stay pending (not lost), while NumPy, Pillow and the
-    app are imported: a signal landing inside a C extension's own imports is reported by
-    that C code (a traceback of its own, or an ImportError), never by us. Returns the
-    mask to restore (None off the main thread, or where the system has no such mask)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-            signal, "pthread_sigmask"):
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-
-
 def _main(argv: list[str] | None) -> int:
-    held = _hold_signals()
-    try:
+    from ..core.threads import signals_held
+
+    # NumPy, Pillow and the app are imported with signals held: one landing inside a C
+    # extension's own imports would be reported by that C code (a traceback of its own,
+    # or an ImportError); held, it lands right after, in Python, and is 'interrupted'.
+    with signals_held():
         from ..errors import PoolError
         from ..io.image_read import quiet_libtiff
         from ..tiled import return_big_buffers
@@ -169,11 +159,6 @@ def _main(argv: list[str] | None) -> int:
         quiet_libtiff()  # its messages go straight to fd 2; a failed decode is said by us
         return_big_buffers()  # so --memory-limit holds with zarr's chunk buffers
         click_errors, aborts = _parser_errors()
-    finally:
-        if held is not None:
-            import signal
-
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a pending signal lands now
     try:
         code = app(args=argv, standalone_mode=False, prog_name="poolcli")
     except click_errors as e:

@@ -11,9 +11,30 @@ one piece's time instead of finishing every thread's share first.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM blocked for the block (pending, not lost), then delivered: a
+    step that must not be cut in two runs whole. C code importing would report a signal
+    its own way; a finished job's record must be counted once, with its output on disk.
+    Only on the main thread, where Python handles signals; elsewhere, or where the
+    system has no signal mask, nothing is held."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+            signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a pending signal lands now
 
 
 def run_on_threads(fn: Callable[..., Any], items: Sequence[Any], threads: int, *,
